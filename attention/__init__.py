@@ -1,0 +1,43 @@
+"""attnbench attention variants: one interface, one explicit registry, one file per variant.
+
+    import attention
+    attn = attention.build("linformer", head_dim=64, max_len=512, rank=64)
+    out, weights = attn(q, k, v, attn_mask=None, is_causal=False, need_weights=True)
+
+``attention.VARIANTS`` lists every registered name; ``attention.REGISTRY`` maps it to its class.
+"""
+
+from __future__ import annotations
+
+from ._base import (
+    ALL_MASKS,
+    CONTEXT_KEYS,
+    AttentionOutput,
+    Capabilities,
+    DenseAttention,
+    LimitCase,
+    NotSupportedError,
+    capability_reasons,
+    mask_kind,
+)
+from .reference import ReferenceAttention
+from .sdpa import SDPAAttention
+
+REGISTRY: dict[str, type] = {
+    "reference": ReferenceAttention,
+    "sdpa": SDPAAttention,
+}
+VARIANTS: tuple[str, ...] = tuple(REGISTRY)
+
+
+def build(name: str, **kwargs: object):
+    """Build the variant registered under ``name`` with its keyword arguments."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown attention variant {name!r}; valid names: {', '.join(VARIANTS)}")
+    return REGISTRY[name](**kwargs)
+
+
+__all__ = [
+    "ALL_MASKS", "CONTEXT_KEYS", "REGISTRY", "VARIANTS", "AttentionOutput", "Capabilities",
+    "DenseAttention", "LimitCase", "NotSupportedError", "build", "capability_reasons", "mask_kind",
+]
