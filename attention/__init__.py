@@ -20,12 +20,25 @@ from ._base import (
     capability_reasons,
     mask_kind,
 )
+from .additive import AdditiveAttention
+from .hard import HardAttention
+from .luong import LuongAttention
+from .memory import MemoryAttention
+from .multihead import MultiHeadAttention
 from .reference import ReferenceAttention
 from .sdpa import SDPAAttention
+from .uniform import UniformAttention
+from .xformers_mea import XFormersAttention
 
 REGISTRY: dict[str, type] = {
     "reference": ReferenceAttention,
     "sdpa": SDPAAttention,
+    "xformers": XFormersAttention,
+    "additive": AdditiveAttention,
+    "luong": LuongAttention,
+    "memory": MemoryAttention,
+    "hard": HardAttention,
+    "uniform": UniformAttention,
 }
 VARIANTS: tuple[str, ...] = tuple(REGISTRY)
 
@@ -39,5 +52,6 @@ def build(name: str, **kwargs: object):
 
 __all__ = [
     "ALL_MASKS", "CONTEXT_KEYS", "REGISTRY", "VARIANTS", "AttentionOutput", "Capabilities",
-    "DenseAttention", "LimitCase", "NotSupportedError", "build", "capability_reasons", "mask_kind",
+    "DenseAttention", "LimitCase", "MultiHeadAttention", "NotSupportedError", "build",
+    "capability_reasons", "mask_kind",
 ]

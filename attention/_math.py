@@ -14,11 +14,15 @@ def masked_softmax(scores: Tensor, bias: Tensor | None) -> Tensor:
 
     Half-precision scores are normalised in float32 (as fused kernels do) and cast back.
     """
-    if bias is not None:
-        scores = scores + bias
-    work = scores.float() if scores.dtype in LOW_PRECISION else scores
     if bias is None:
+        work = scores.float() if scores.dtype in LOW_PRECISION else scores
         return torch.softmax(work, dim=-1).to(scores.dtype)
+    return safe_softmax(scores + bias)
+
+
+def safe_softmax(scores: Tensor) -> Tensor:
+    """softmax over the last dim of scores that may hold -inf; all -inf rows give zeros."""
+    work = scores.float() if scores.dtype in LOW_PRECISION else scores
     # A fully blocked row would be softmax(-inf, ..., -inf) = NaN (and NaN gradients): replace
     # its scores by zeros before the softmax and its weights by zeros after.
     alive = (work > float("-inf")).any(dim=-1, keepdim=True)  # (..., Lq, 1)

@@ -1,0 +1,163 @@
+"""``MultiHeadAttention``: projections around any dense variant, a drop-in for ``nn.MultiheadAttention``.
+
+Paper: Vaswani et al., "Attention Is All You Need", NeurIPS 2017 (section 3.2.2).
+
+    MultiHead(Q, K, V) = Concat(head_1, ..., head_H) W^O,  head_h = Attn(Q W_h^Q, K W_h^K, V W_h^V)
+
+where Attn is any registered dense variant. Masks follow ``torch.nn.MultiheadAttention`` (not
+SDPA), so that swapping the module into an existing model changes nothing: in
+``key_padding_mask`` (B, S) and ``attn_mask`` (L, S) or (B * H, L, S), a boolean True marks a
+position that may NOT be attended and a float is added to the scores. ``is_causal`` applies a
+causal mask (it may be combined with the masks). Weights, when asked for, are those before
+dropout, averaged over heads unless ``average_attn_weights=False``.
+
+Args:
+    embed_dim: E, the model width; num_heads: H (E must divide by H).
+    variant: name of a dense variant in ``attention.REGISTRY``; variant_kwargs: its arguments.
+    dropout: attention-weight dropout in training (the variant must support dropout).
+    bias: biases in the projections; kdim, vdim: key / value input widths (default E).
+    batch_first: inputs (B, L, E) if True, else (L, B, E) as torch's default.
+    max_len: longest key sequence, for variants that need it (e.g. ``linformer``).
+
+Shapes: query (B, L, E), key (B, S, kdim), value (B, S, vdim) -> output (B, L, E), weights
+(B, L, S) or (B, H, L, S).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ._base import DenseAttention, require_positive_int
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, embed_dim: int, num_heads: int, *, variant: str = "sdpa",
+                 variant_kwargs: dict | None = None, dropout: float = 0.0, bias: bool = True,
+                 kdim: int | None = None, vdim: int | None = None, batch_first: bool = True,
+                 max_len: int | None = None) -> None:
+        super().__init__()
+        from . import build  # the registry lives in the package root
+
+        self.embed_dim = require_positive_int("embed_dim", embed_dim)
+        self.num_heads = require_positive_int("num_heads", num_heads)
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.head_dim = embed_dim // num_heads
+        self.dropout = dropout
+        self.batch_first = batch_first
+        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.k_proj = nn.Linear(kdim or embed_dim, embed_dim, bias=bias)
+        self.v_proj = nn.Linear(vdim or embed_dim, embed_dim, bias=bias)
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.attention: DenseAttention = build(variant, **self._context(variant, max_len),
+                                               **(variant_kwargs or {}))
+        if not isinstance(self.attention, DenseAttention):
+            raise ValueError(f"variant {variant!r} is not a dense attention variant")
+        if dropout > 0 and not self.attention.capabilities.dropout:
+            raise ValueError(f"dropout={dropout} but variant {variant!r} has no attention dropout")
+
+    def _context(self, variant: str, max_len: int | None) -> dict:
+        from . import REGISTRY
+
+        needs = REGISTRY[variant].capabilities.needs if variant in REGISTRY else frozenset()
+        context = {"head_dim": self.head_dim, "num_heads": self.num_heads, "max_len": max_len}
+        if "max_len" in needs and max_len is None:
+            raise ValueError(f"variant {variant!r} needs max_len (the longest key sequence), got None")
+        return {name: context[name] for name in needs}
+
+    @classmethod
+    def from_torch(cls, mha: nn.MultiheadAttention, *, variant: str = "sdpa",
+                   variant_kwargs: dict | None = None, max_len: int | None = None
+                   ) -> MultiHeadAttention:
+        """Build from an existing ``nn.MultiheadAttention``, copying its weights and layout."""
+        if mha.bias_k is not None or mha.add_zero_attn:
+            raise ValueError("mha uses add_bias_kv or add_zero_attn, which MultiHeadAttention lacks")
+        has_bias = mha.in_proj_bias is not None
+        new = cls(mha.embed_dim, mha.num_heads, variant=variant, variant_kwargs=variant_kwargs,
+                  dropout=mha.dropout, bias=has_bias, kdim=mha.kdim, vdim=mha.vdim,
+                  batch_first=mha.batch_first, max_len=max_len)
+        new.to(device=mha.out_proj.weight.device, dtype=mha.out_proj.weight.dtype)
+        e = mha.embed_dim
+        with torch.no_grad():
+            if mha._qkv_same_embed_dim:
+                weights = mha.in_proj_weight.split(e)
+            else:
+                weights = (mha.q_proj_weight, mha.k_proj_weight, mha.v_proj_weight)
+            for proj, w in zip((new.q_proj, new.k_proj, new.v_proj), weights, strict=True):
+                proj.weight.copy_(w)
+            if has_bias:
+                for proj, b in zip((new.q_proj, new.k_proj, new.v_proj), mha.in_proj_bias.split(e),
+                                   strict=True):
+                    proj.bias.copy_(b)
+                new.out_proj.bias.copy_(mha.out_proj.bias)
+            new.out_proj.weight.copy_(mha.out_proj.weight)
+        return new.train(mha.training)
+
+    def forward(self, query: Tensor, key: Tensor | None = None, value: Tensor | None = None, *,
+                key_padding_mask: Tensor | None = None, attn_mask: Tensor | None = None,
+                is_causal: bool = False, need_weights: bool = False,
+                average_attn_weights: bool = True) -> tuple[Tensor, Tensor | None]:
+        key = query if key is None else key
+        value = key if value is None else value
+        for arg, t in (("query", query), ("key", key), ("value", value)):
+            if not isinstance(t, Tensor) or t.dim() != 3:
+                raise ValueError(f"{arg} must be a 3-D tensor {self._layout()}, got "
+                                 f"{tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__}")
+        if not self.batch_first:
+            query, key, value = (t.transpose(0, 1) for t in (query, key, value))
+        b, lq, ls = query.shape[0], query.shape[1], key.shape[1]
+        q = self._heads(self.q_proj(query))  # (B, H, L, Dh)
+        k = self._heads(self.k_proj(key))  # (B, H, S, Dh)
+        v = self._heads(self.v_proj(value))
+        mask = self._merge_masks(key_padding_mask, attn_mask, b, lq, ls, q.dtype)
+        out, weights = self.attention(q, k, v, mask, is_causal=is_causal,
+                                      dropout_p=self.dropout if self.training else 0.0,
+                                      need_weights=need_weights)
+        out = self.out_proj(out.transpose(1, 2).reshape(b, lq, self.embed_dim))  # (B, L, E)
+        if not self.batch_first:
+            out = out.transpose(0, 1)
+        if weights is not None and average_attn_weights:
+            weights = weights.mean(dim=1)
+        return out, weights
+
+    def _layout(self) -> str:
+        return "(B, L, E)" if self.batch_first else "(L, B, E)"
+
+    def _heads(self, x: Tensor) -> Tensor:
+        b, l, _ = x.shape
+        return x.view(b, l, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def _merge_masks(self, key_padding_mask: Tensor | None, attn_mask: Tensor | None, b: int,
+                     lq: int, ls: int, dtype: torch.dtype) -> Tensor | None:
+        """torch MHA masks (True = blocked) -> one SDPA-convention mask (True = may attend)."""
+        masks = []
+        if key_padding_mask is not None:
+            if key_padding_mask.shape != (b, ls):
+                raise ValueError(f"key_padding_mask must have shape ({b}, {ls}), got "
+                                 f"{tuple(key_padding_mask.shape)}")
+            masks.append(key_padding_mask.view(b, 1, 1, ls))
+        if attn_mask is not None:
+            masks.append(self._attn_mask_4d(attn_mask, b, lq, ls))
+        if not masks:
+            return None
+        if all(m.dtype == torch.bool for m in masks):
+            keep = ~masks[0]
+            for m in masks[1:]:
+                keep = keep & ~m
+            return keep
+        bias = torch.zeros((), dtype=dtype, device=masks[0].device)
+        for m in masks:
+            bias = bias + (m.to(dtype) if m.dtype != torch.bool
+                           else torch.zeros(m.shape, dtype=dtype, device=m.device).masked_fill(m, -torch.inf))
+        return bias
+
+    def _attn_mask_4d(self, attn_mask: Tensor, b: int, lq: int, ls: int) -> Tensor:
+        if attn_mask.shape == (lq, ls):
+            return attn_mask.view(1, 1, lq, ls)
+        if attn_mask.shape == (b * self.num_heads, lq, ls):
+            return attn_mask.view(b, self.num_heads, lq, ls)
+        raise ValueError(f"attn_mask must have shape ({lq}, {ls}) or ({b * self.num_heads}, {lq}, {ls}), "
+                         f"got {tuple(attn_mask.shape)}")
