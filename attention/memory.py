@@ -56,22 +56,32 @@ class MemoryAttention(DenseAttention):
 
     def _extra_reasons(self, query: Tensor, key: Tensor, attn_mask: Tensor | None, *,
                        is_causal: bool) -> list[str]:
+        if self.num_slots == 0:
+            return []
         reasons = []
-        if self.num_slots > 0 and query.shape[1] != self.num_heads:
+        if query.shape[1] != self.num_heads:
             reasons.append(f"query has {query.shape[1]} heads, the memory was built for {self.num_heads}")
         if query.shape[-1] != self.head_dim:
             reasons.append(f"head dim {query.shape[-1]} != head_dim={self.head_dim} of the memory")
         return reasons
 
+    def _check_value_dim(self, value: Tensor) -> None:
+        if self.num_slots and value.shape[-1] != self.memory_values.shape[-1]:
+            raise ValueError(f"value must have Dv={self.memory_values.shape[-1]} (the memory's "
+                             f"value_dim), got shape {tuple(value.shape)}")
+
     def _attend(self, query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None, *,
                 is_causal: bool, dropout_p: float, scale: float, need_weights: bool
                 ) -> AttentionOutput:
         b, h, lq, lk = query.shape[0], query.shape[1], query.shape[2], key.shape[2]
+        self._check_value_dim(value)
         s = self.num_slots
-        mem_k = self.memory_keys[:h].to(query.dtype).expand(b, h, s, -1)  # (B, H, S, D)
-        mem_v = self.memory_values[:h].to(value.dtype).expand(b, h, s, -1)  # (B, H, S, Dv)
-        keys = torch.cat([mem_k, key], dim=-2)  # (B, H, S + Lk, D)
-        values = torch.cat([mem_v, value], dim=-2)
+        keys, values = key, value
+        if s:
+            mem_k = self.memory_keys.to(query.dtype).expand(b, h, s, -1)  # (B, H, S, D)
+            mem_v = self.memory_values.to(value.dtype).expand(b, h, s, -1)  # (B, H, S, Dv)
+            keys = torch.cat([mem_k, key], dim=-2)  # (B, H, S + Lk, D)
+            values = torch.cat([mem_v, value], dim=-2)
         scores = (query @ keys.transpose(-2, -1)) * scale  # (B, H, Lq, S + Lk)
         bias = additive_bias(attn_mask, is_causal, lq, lk, scores.dtype, scores.device)
         if bias is not None:  # slots are always visible: pad the bias with zeros in front

@@ -31,6 +31,7 @@ class UniformAttention(DenseAttention):
     name = "uniform"
     capabilities = Capabilities(
         masks=frozenset({"boolean", "key_padding"}),
+        exact=False,
         notes=("control: ignores queries and keys",),
     )
 

@@ -1,0 +1,1 @@
+"""attnbench runs: micro-benchmarks, the suite runner, sweeps, and the command line."""

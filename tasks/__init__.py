@@ -1,0 +1,1 @@
+"""attnbench tasks: one sub-package per task (data module + Lightning module)."""
