@@ -20,7 +20,11 @@ from ._base import (
     capability_reasons,
     mask_kind,
 )
+from ._graph import GraphAttention
 from .additive import AdditiveAttention
+from .gat import GATAttention
+from .gatv2 import GATv2Attention
+from .graph_dot import GraphDotAttention
 from .hard import HardAttention
 from .luong import LuongAttention
 from .memory import MemoryAttention
@@ -39,6 +43,9 @@ REGISTRY: dict[str, type] = {
     "memory": MemoryAttention,
     "hard": HardAttention,
     "uniform": UniformAttention,
+    "gat": GATAttention,
+    "gatv2": GATv2Attention,
+    "dot": GraphDotAttention,
 }
 VARIANTS: tuple[str, ...] = tuple(REGISTRY)
 
@@ -52,6 +59,6 @@ def build(name: str, **kwargs: object):
 
 __all__ = [
     "ALL_MASKS", "CONTEXT_KEYS", "REGISTRY", "VARIANTS", "AttentionOutput", "Capabilities",
-    "DenseAttention", "LimitCase", "MultiHeadAttention", "NotSupportedError", "build",
+    "DenseAttention", "GraphAttention", "LimitCase", "MultiHeadAttention", "NotSupportedError", "build",
     "capability_reasons", "mask_kind",
 ]
