@@ -26,9 +26,12 @@ from .gat import GATAttention
 from .gatv2 import GATv2Attention
 from .graph_dot import GraphDotAttention
 from .hard import HardAttention
+from .linear import LinearAttention
+from .linformer import LinformerAttention
 from .luong import LuongAttention
 from .memory import MemoryAttention
 from .multihead import MultiHeadAttention
+from .performer import PerformerAttention
 from .reference import ReferenceAttention
 from .sdpa import SDPAAttention
 from .uniform import UniformAttention
@@ -40,6 +43,9 @@ REGISTRY: dict[str, type] = {
     "xformers": XFormersAttention,
     "additive": AdditiveAttention,
     "luong": LuongAttention,
+    "linformer": LinformerAttention,
+    "performer": PerformerAttention,
+    "linear": LinearAttention,
     "memory": MemoryAttention,
     "hard": HardAttention,
     "uniform": UniformAttention,

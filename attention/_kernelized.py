@@ -11,8 +11,9 @@ once, so nothing of size Lq x Lk exists. Causal: the prefix sums are carried bet
 small masked (chunk x chunk) product. Memory is O(L M + M Dv) per head (plus one state per chunk
 kept by autograd when gradients are needed), never O(L M Dv) and never O(Lq Lk).
 
-Key padding zeroes phi(k) of masked keys, so they add nothing to S or z. A query with no kept
-key has a zero denominator; its output is defined as zeros (with zero, finite gradients).
+Key padding zeroes phi(k) and v of masked keys, so they add nothing to S or z, whatever they
+hold. A query with no kept key has a zero denominator; its output is defined as zeros (with
+zero, finite gradients).
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ def kernel_attention(
     chunk_size: int = DEFAULT_CHUNK,
 ) -> Tensor:
     """Normalised linear attention with phi(Q), phi(K) given; returns (B, H, Lq, Dv)."""
-    if key_keep is not None:
+    if key_keep is not None:  # values too: 0 * inf or NaN held by a padded position would leak
         k_feat = torch.where(key_keep.unsqueeze(-1), k_feat, 0.0)
+        value = torch.where(key_keep.unsqueeze(-1), value, 0.0)
     if is_causal:
         num, den = _causal_sums(q_feat, k_feat, value, chunk_size)
     else:
