@@ -28,12 +28,14 @@ from .graph_dot import GraphDotAttention
 from .hard import HardAttention
 from .linear import LinearAttention
 from .linformer import LinformerAttention
+from .local import LocalAttention
 from .luong import LuongAttention
 from .memory import MemoryAttention
 from .multihead import MultiHeadAttention
 from .performer import PerformerAttention
 from .reference import ReferenceAttention
 from .sdpa import SDPAAttention
+from .sparse import SparseAttention
 from .uniform import UniformAttention
 from .xformers_mea import XFormersAttention
 
@@ -43,6 +45,8 @@ REGISTRY: dict[str, type] = {
     "xformers": XFormersAttention,
     "additive": AdditiveAttention,
     "luong": LuongAttention,
+    "local": LocalAttention,
+    "sparse": SparseAttention,
     "linformer": LinformerAttention,
     "performer": PerformerAttention,
     "linear": LinearAttention,
