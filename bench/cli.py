@@ -24,12 +24,17 @@ def _cmd_variants(args: argparse.Namespace) -> int:
     if args.markdown:
         print(markdown_table(rows))
         return 0
+    console = Console()
+    shown = COLUMNS[:-1]  # the oracle limits are sentences: listed under the table
     table = Table(title=f"attnbench attention variants ({len(rows)})", header_style="bold")
-    for column in COLUMNS:
-        table.add_column(column, overflow="fold")
+    for column in shown:
+        table.add_column(column, no_wrap=column == "variant")
     for row in rows:
-        table.add_row(*(row[c] for c in COLUMNS))
-    Console().print(table)
+        table.add_row(*(row[c] for c in shown))
+    console.print(table)
+    console.print("[bold]oracle limit[/] (where the variant computes softmax(QK^T*scale + mask) V):")
+    for row in rows:
+        console.print(f"  {row['variant']:<10} {row['oracle limit']}", highlight=False)
     return 0
 
 
