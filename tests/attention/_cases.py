@@ -1,8 +1,12 @@
-"""Shared builders for the attention tests: inputs, masks of every kind, tolerances, the oracle."""
+"""Shared builders for the attention tests: inputs, masks of every kind, tolerances, the oracle,
+and recorders of the shapes and memory a call produces."""
 
 from __future__ import annotations
 
 import torch
+from torch.autograd.profiler import profile
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 import attention
 from attention import DenseAttention
@@ -73,3 +77,27 @@ def oracle(q, k, v, attn_mask, is_causal, *, scale=None):
     out, weights = attention.ReferenceAttention()(q64, k64, v64, mask64, is_causal=is_causal,
                                                   scale=scale, need_weights=True)
     return (q64, k64, v64), out, weights
+
+
+class RecordShapes(TorchDispatchMode):
+    """Records the shape of every tensor an aten op returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: list[tuple[int, ...]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        self.shapes += [tuple(t.shape) for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        return out
+
+
+def peak_cpu_bytes(fn) -> int:
+    """Peak of the running sum of allocations minus frees recorded by torch's profiler."""
+    with profile(profile_memory=True) as prof:
+        fn()
+    live = peak = 0
+    for event in sorted(prof.function_events, key=lambda e: e.time_range.start):
+        live += event.self_cpu_memory_usage
+        peak = max(peak, live)
+    return peak

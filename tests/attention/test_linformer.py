@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
 from attention import NotSupportedError
 from attention.linformer import LinformerAttention
 from attention.reference import ReferenceAttention
 
-F64 = torch.float64
+from ._kit import HALF_PRECISION, assert_half_matches_float32, grads, inputs, padding, shapes_formed
 
 
 def dense_linformer(q, k, v, e, f, keep=None, scale=None):
@@ -22,24 +20,6 @@ def dense_linformer(q, k, v, e, f, keep=None, scale=None):
         k, v = k * keep.transpose(-2, -1), v * keep.transpose(-2, -1)  # keep (B, 1, 1, Lk) -> (B, 1, Lk, 1)
     k_low, v_low = e[:, :lk] @ k, f[:, :lk] @ v  # (B, H, rank, D)
     return torch.softmax(q @ k_low.transpose(-2, -1) * scale, dim=-1) @ v_low
-
-
-def inputs(lq, lk, b=2, h=2, d=5, dv=6, dtype=F64, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    q, k, v = (torch.randn(b, h, n, e, generator=gen, dtype=dtype) for n, e in ((lq, d), (lk, d), (lk, dv)))
-    return q.requires_grad_(), k.requires_grad_(), v.requires_grad_()
-
-
-def padding(b, lk, masked):
-    """(B, 1, 1, Lk) key padding: batch 0 keeps everything, batch 1 drops the positions in ``masked``."""
-    keep = torch.ones(b, 1, 1, lk, dtype=torch.bool)
-    keep[1, ..., masked] = False
-    return keep
-
-
-def grads(out, tensors, seed=1):
-    cotangent = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=out.dtype)
-    return torch.autograd.grad(out, tensors, cotangent)
 
 
 @pytest.mark.parametrize("lq", [11, 4, 17])
@@ -116,20 +96,15 @@ def test_identity_init_and_parameters():
 def test_never_forms_lq_by_lk():
     attn = LinformerAttention(max_len=45, rank=8)
     q, k, v = inputs(37, 41, dtype=torch.float32)
-    with RecordShapes() as rec:
-        out = attn(q, k, v, padding(2, 41, [3]), dropout_p=0.1).output
-        grads(out, (q, k, v, attn.proj_k))
-    assert rec.shapes and not [s for s in rec.shapes if 37 in s and 41 in s]
+    shapes = shapes_formed(attn, q, k, v, params=(attn.proj_k,), dropout_p=0.1)
+    assert shapes and not [s for s in shapes if 37 in s and 41 in s]
 
 
-@pytest.mark.parametrize("dtype,tol", [(torch.float16, 1e-2), (torch.bfloat16, 5e-2)])
+@pytest.mark.parametrize("dtype,tol", HALF_PRECISION)
 def test_half_precision(dtype, tol):
     attn = LinformerAttention(max_len=16, rank=5)
     q, k, v = inputs(9, 13, dtype=torch.float32)
-    want = attn(q, k, v).output
-    out = attn(q.to(dtype), k.to(dtype), v.to(dtype)).output
-    assert out.dtype == dtype
-    torch.testing.assert_close(out.float(), want, rtol=tol, atol=tol)
+    assert_half_matches_float32(attn, q, k, v, dtype, tol)
 
 
 @pytest.mark.parametrize("request_kwargs,reason", [
@@ -159,16 +134,3 @@ def test_refuses_keys_longer_than_max_len():
 def test_bad_kwargs(kwargs, arg):
     with pytest.raises(ValueError, match=arg):
         LinformerAttention(**kwargs)
-
-
-class RecordShapes(TorchDispatchMode):
-    """Records the shape of every tensor an aten op returns."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.shapes: list[tuple[int, ...]] = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        self.shapes += [tuple(t.shape) for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-        return out

@@ -2,32 +2,34 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
-from torch.autograd.profiler import profile
 
-import attention._banded as banded
 from attention import NotSupportedError
 from attention.local import LocalAttention
 from attention.reference import ReferenceAttention
 
-B, H, D = 2, 2, 8
+from ._kit import (
+    B,
+    D,
+    assert_close_with_grads,
+    banded_peaks,
+    dropout_outputs,
+    probe_grads,
+    qkv,
+    user_mask,
+    with_pattern,
+)
+
+# isort: split
+from ._kit import small_blocks  # noqa: F401  (autouse fixture: pytest collects it from this module)
+
 REF = ReferenceAttention()
 SHAPES = [(13, 13), (13, 17), (17, 9)]
-
-
-@pytest.fixture(autouse=True)
-def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Blocks of 4 queries and chunks of a few blocks, so tiny lengths cross several blocks and
-    chunks (and end in partial ones)."""
-    monkeypatch.setattr(banded, "QUERY_BLOCK", 4)
-    monkeypatch.setattr(banded, "CHUNK_ELEMENTS", 2000)
-
-
-def qkv(lq: int, lk: int, *, grad: bool = False, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    gen = torch.Generator().manual_seed(seed)
-    shapes = ((B, H, lq, D), (B, H, lk, D), (B, H, lk, D))
-    return tuple(torch.randn(s, generator=gen, dtype=torch.float64, requires_grad=grad) for s in shapes)
+# local-p without the Gaussian gives its predictor no gradient: unused inputs get zeros
+grads = partial(probe_grads, allow_unused=True)
 
 
 def window_keep(mode: str, lq: int, lk: int, window: int) -> torch.Tensor:
@@ -38,35 +40,6 @@ def window_keep(mode: str, lq: int, lk: int, window: int) -> torch.Tensor:
         for j in range(lk):
             keep[i, j] = abs(j - centre) <= window
     return keep
-
-
-def user_mask(kind: str, lq: int, lk: int) -> torch.Tensor | None:
-    gen = torch.Generator().manual_seed(1)
-    if kind == "key_padding":
-        mask = torch.ones(B, 1, 1, lk, dtype=torch.bool)
-        mask[0, ..., lk - 3:] = False
-        mask[1, ..., :2] = False
-        return mask
-    if kind == "boolean":
-        return torch.rand(B, 1, lq, lk, generator=gen) > 0.3
-    if kind == "boolean2d":
-        return torch.rand(lq, lk, generator=gen) > 0.3
-    if kind == "additive":
-        mask = torch.randn(B, H, lq, lk, generator=gen, dtype=torch.float64)
-        return mask.masked_fill(torch.rand(B, H, lq, lk, generator=gen) > 0.7, float("-inf"))
-    return None
-
-
-def with_pattern(mask: torch.Tensor | None, keep: torch.Tensor) -> torch.Tensor:
-    """The oracle's mask: the window AND the user mask (boolean), or added as -inf (additive)."""
-    if mask is None or mask.dtype == torch.bool:
-        return keep if mask is None else keep & mask
-    return mask + torch.zeros(keep.shape, dtype=mask.dtype).masked_fill(~keep, float("-inf"))
-
-
-def grads(out: torch.Tensor, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    probe = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
-    return torch.autograd.grad((out * probe).sum(), inputs, allow_unused=True, materialize_grads=True)
 
 
 @pytest.mark.parametrize("lq,lk", SHAPES)
@@ -81,11 +54,8 @@ def test_window_matches_masked_reference(lq: int, lk: int, mode: str, window: in
     out, weights = attn(q, k, v, mask, is_causal=causal, need_weights=True)
     ref_mask = with_pattern(mask, window_keep(mode, lq, lk, window))
     ref_out, ref_weights = REF(q, k, v, ref_mask, is_causal=causal, need_weights=True)
-    torch.testing.assert_close(out, ref_out)
     torch.testing.assert_close(weights, ref_weights)
-    for got, want in zip(grads(out, (q, k, v)), grads(ref_out, (q, k, v)), strict=True):
-        assert torch.isfinite(got).all()
-        torch.testing.assert_close(got, want)
+    assert_close_with_grads(out, ref_out, (q, k, v), grads, finite=True)
 
 
 def gaussian_oracle(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor,
@@ -111,11 +81,9 @@ def test_local_m_gaussian(lq: int, lk: int, causal: bool) -> None:
         keep = keep & torch.ones(lq, lk, dtype=torch.bool).tril()
     centre = torch.arange(lq, dtype=torch.float64).clamp(max=lk - 1)
     ref_out, ref_weights = gaussian_oracle(q, k, v, keep, centre, 1.5)
-    torch.testing.assert_close(out, ref_out)
     torch.testing.assert_close(weights, ref_weights)
     assert (weights.sum(-1) < 1).any()  # the Gaussian breaks normalisation, as in Luong
-    for got, want in zip(grads(out, (q, k, v)), grads(ref_out, (q, k, v)), strict=True):
-        torch.testing.assert_close(got, want)
+    assert_close_with_grads(out, ref_out, (q, k, v), grads)
 
 
 def local_p_oracle(attn: LocalAttention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -192,17 +160,12 @@ def test_limit_case_is_the_oracle(kind: str, causal: bool) -> None:
     mask = user_mask(kind, 13, 17)
     out = LocalAttention(**lc.kwargs(13, 17, D))(q, k, v, mask, is_causal=causal).output
     ref_out = REF(q, k, v, mask, is_causal=causal).output
-    torch.testing.assert_close(out, ref_out)
-    for got, want in zip(grads(out, (q, k, v)), grads(ref_out, (q, k, v)), strict=True):
-        torch.testing.assert_close(got, want)
+    assert_close_with_grads(out, ref_out, (q, k, v), grads)
 
 
 def test_dropout_is_unbiased_on_window_weights() -> None:
     torch.manual_seed(0)
-    q, k, v = qkv(9, 9)
-    attn = LocalAttention(window=2)
-    clean = attn(q, k, v).output
-    runs = torch.stack([attn(q, k, v, dropout_p=0.5).output for _ in range(200)])
+    clean, runs = dropout_outputs(LocalAttention(window=2))
     assert not torch.equal(runs[0], clean)
     stderr = runs.std(0) / len(runs) ** 0.5
     assert ((runs.mean(0) - clean).abs() <= 5 * stderr + 1e-12).all()
@@ -226,28 +189,10 @@ def test_local_p_refuses_another_head_dim() -> None:
         LocalAttention(mode="local-p", head_dim=8)(q, k, v)
 
 
-def peak_cpu_bytes(fn) -> int:
-    """Peak of the running sum of allocations minus frees recorded by torch's profiler."""
-    with profile(profile_memory=True) as prof:
-        fn()
-    live = peak = 0
-    for event in sorted(prof.function_events, key=lambda e: e.time_range.start):
-        live += event.self_cpu_memory_usage
-        peak = max(peak, live)
-    return peak
-
-
 @pytest.mark.parametrize("grad,fraction", [(False, 1 / 8), (True, 1 / 3)])
 def test_memory_grows_linearly_and_never_forms_lq_by_lk(monkeypatch: pytest.MonkeyPatch, grad: bool,
                                                         fraction: float) -> None:
-    # At this small L the default chunk would hold the whole call; a small chunk shows the
-    # steady state that long sequences reach with the default.
-    monkeypatch.setattr(banded, "QUERY_BLOCK", 128)
-    monkeypatch.setattr(banded, "CHUNK_ELEMENTS", 1 << 18)
-    peaks = {}
-    for length in (1024, 2048):
-        q, k, v = (torch.randn(1, 2, length, 16, requires_grad=grad) for _ in range(3))
-        peaks[length] = peak_cpu_bytes(lambda: LocalAttention()(q, k, v, is_causal=True))  # noqa: B023
+    peaks = banded_peaks(monkeypatch, lambda q, k, v: LocalAttention()(q, k, v, is_causal=True), grad=grad)
     scores_bytes = 4 * 2 * 2048 ** 2  # one float32 (B, H, L, L) score tensor; reference keeps several
     assert peaks[2048] < scores_bytes * fraction
     assert peaks[2048] < 2.5 * peaks[1024]

@@ -4,18 +4,28 @@ and its approximation of softmax attention as the number of features grows."""
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
 from attention import NotSupportedError
 from attention.performer import PerformerAttention
 from attention.reference import ReferenceAttention
 
+from ._kit import (
+    HALF_PRECISION,
+    UNSUPPORTED_REQUESTS,
+    assert_half_matches_float32,
+    grads,
+    padding,
+    shapes_formed,
+)
+from ._kit import inputs as _inputs
+
 F64 = torch.float64
 D = 6
+inputs = partial(_inputs, d=D, dv=5)  # performer's tests: head dim D, value dim 5
 
 
 def dense_favor(q, k, v, w, keep=None, causal=False, scale=None):
@@ -36,24 +46,6 @@ def dense_favor(q, k, v, w, keep=None, causal=False, scale=None):
     a = (phi(q) @ phi(k).transpose(-2, -1)) * allowed  # (B, H, Lq, Lk)
     den = a.sum(dim=-1, keepdim=True)
     return torch.where(den > 0, (a @ v) / torch.where(den > 0, den, 1.0), 0.0)
-
-
-def inputs(lq, lk, b=2, h=2, d=D, dv=5, dtype=F64, seed=0, magnitude=1.0):
-    gen = torch.Generator().manual_seed(seed)
-    q, k, v = (torch.randn(b, h, n, e, generator=gen, dtype=dtype) for n, e in ((lq, d), (lk, d), (lk, dv)))
-    return (q * magnitude).requires_grad_(), (k * magnitude).requires_grad_(), v.requires_grad_()
-
-
-def padding(b, lk, masked):
-    """(B, 1, 1, Lk) key padding: batch 0 keeps everything, the others drop the positions in ``masked``."""
-    keep = torch.ones(b, 1, 1, lk, dtype=torch.bool)
-    keep[1:, ..., masked] = False
-    return keep
-
-
-def grads(out, tensors, seed=1):
-    cotangent = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=out.dtype)
-    return torch.autograd.grad(out, tensors, cotangent)
 
 
 @pytest.mark.parametrize("chunk", [4, 128])
@@ -147,29 +139,19 @@ def test_rows_without_keys_are_zero_with_finite_gradients():
 def test_never_forms_lq_by_lk(causal):
     q, k, v = inputs(37, 41, dtype=torch.float32)
     attn = PerformerAttention(head_dim=D, num_features=24, chunk_size=16)
-    with RecordShapes() as rec:
-        out = attn(q, k, v, padding(2, 41, [3]), is_causal=causal).output
-        grads(out, (q, k, v))
-    assert rec.shapes and not [s for s in rec.shapes if 37 in s and 41 in s]
+    shapes = shapes_formed(attn, q, k, v, is_causal=causal)
+    assert shapes and not [s for s in shapes if 37 in s and 41 in s]
 
 
-@pytest.mark.parametrize("dtype,tol", [(torch.float16, 1e-2), (torch.bfloat16, 5e-2)])
+@pytest.mark.parametrize("dtype,tol", HALF_PRECISION)
 @pytest.mark.parametrize("causal", [False, True])
 def test_half_precision(dtype, tol, causal):
     q, k, v = inputs(12, 12, dtype=torch.float32)
     attn = PerformerAttention(head_dim=D, num_features=32, chunk_size=5)
-    want = attn(q, k, v, is_causal=causal).output
-    out = attn(q.to(dtype), k.to(dtype), v.to(dtype), is_causal=causal).output
-    assert out.dtype == dtype
-    torch.testing.assert_close(out.float(), want, rtol=tol, atol=tol)
+    assert_half_matches_float32(attn, q, k, v, dtype, tol, is_causal=causal)
 
 
-@pytest.mark.parametrize("request_kwargs", [
-    {"attn_mask": torch.ones(6, 6, dtype=torch.bool)},
-    {"attn_mask": torch.zeros(2, 1, 6, 6)},
-    {"dropout_p": 0.1},
-    {"need_weights": True},
-])
+@pytest.mark.parametrize("request_kwargs", UNSUPPORTED_REQUESTS)
 def test_refuses_unsupported(request_kwargs):
     q, k, v = inputs(6, 6, dtype=torch.float32)
     with pytest.raises(NotSupportedError):
@@ -190,16 +172,3 @@ def test_refuses_other_head_dim():
 def test_bad_kwargs(kwargs, arg):
     with pytest.raises(ValueError, match=arg):
         PerformerAttention(**kwargs)
-
-
-class RecordShapes(TorchDispatchMode):
-    """Records the shape of every tensor an aten op returns."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.shapes: list[tuple[int, ...]] = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        self.shapes += [tuple(t.shape) for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-        return out

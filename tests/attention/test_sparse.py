@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.autograd.profiler import profile
 
-import attention._banded as banded
 from attention.reference import ReferenceAttention
 from attention.sparse import SparseAttention
 
-B, H, D = 2, 2, 8
+from ._kit import B, D, assert_close_with_grads, banded_peaks, dropout_outputs, qkv, user_mask, with_pattern
+from ._kit import probe_grads as grads
+
+# isort: split
+from ._kit import small_blocks  # noqa: F401  (autouse fixture: pytest collects it from this module)
+
 REF = ReferenceAttention()
 SHAPES = [(13, 13), (13, 17), (17, 9)]
 PATTERNS = [
@@ -19,20 +22,6 @@ PATTERNS = [
     {"pattern": "strided", "block": 4, "num_summary": 1},
     {"pattern": "strided", "block": 5, "num_summary": 2},
 ]
-
-
-@pytest.fixture(autouse=True)
-def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Blocks of 4 queries and chunks of a few blocks, so tiny lengths cross several blocks and
-    chunks (and end in partial ones)."""
-    monkeypatch.setattr(banded, "QUERY_BLOCK", 4)
-    monkeypatch.setattr(banded, "CHUNK_ELEMENTS", 2000)
-
-
-def qkv(lq: int, lk: int, *, grad: bool = False) -> tuple[torch.Tensor, ...]:
-    gen = torch.Generator().manual_seed(0)
-    shapes = ((B, H, lq, D), (B, H, lk, D), (B, H, lk, D))
-    return tuple(torch.randn(s, generator=gen, dtype=torch.float64, requires_grad=grad) for s in shapes)
 
 
 def naive_pattern(kwargs: dict, lq: int, lk: int) -> torch.Tensor:
@@ -47,34 +36,6 @@ def naive_pattern(kwargs: dict, lq: int, lk: int) -> torch.Tensor:
                 b, c = kwargs["block"], kwargs["num_summary"]
                 keep[i, j] = i // b == j // b or j % b >= b - c
     return keep
-
-
-def user_mask(kind: str, lq: int, lk: int) -> torch.Tensor | None:
-    gen = torch.Generator().manual_seed(1)
-    if kind == "key_padding":
-        mask = torch.ones(B, 1, 1, lk, dtype=torch.bool)
-        mask[0, ..., lk - 3:] = False
-        mask[1, ..., :2] = False
-        return mask
-    if kind == "boolean":
-        return torch.rand(B, 1, lq, lk, generator=gen) > 0.3
-    if kind == "boolean2d":
-        return torch.rand(lq, lk, generator=gen) > 0.3
-    if kind == "additive":
-        mask = torch.randn(B, H, lq, lk, generator=gen, dtype=torch.float64)
-        return mask.masked_fill(torch.rand(B, H, lq, lk, generator=gen) > 0.7, float("-inf"))
-    return None
-
-
-def with_pattern(mask: torch.Tensor | None, keep: torch.Tensor) -> torch.Tensor:
-    if mask is None or mask.dtype == torch.bool:
-        return keep if mask is None else keep & mask
-    return mask + torch.zeros(keep.shape, dtype=mask.dtype).masked_fill(~keep, float("-inf"))
-
-
-def grads(out: torch.Tensor, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    probe = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
-    return torch.autograd.grad((out * probe).sum(), inputs)
 
 
 @pytest.mark.parametrize("kwargs", PATTERNS + [{"pattern": "window_global", "window": 1, "num_global": 40}])
@@ -93,11 +54,8 @@ def test_matches_reference_with_pattern_mask(kwargs: dict, lq: int, lk: int, kin
     out, weights = SparseAttention(**kwargs)(q, k, v, mask, is_causal=causal, need_weights=True)
     ref_mask = with_pattern(mask, naive_pattern(kwargs, lq, lk))
     ref_out, ref_weights = REF(q, k, v, ref_mask, is_causal=causal, need_weights=True)
-    torch.testing.assert_close(out, ref_out)
     torch.testing.assert_close(weights, ref_weights)
-    for got, want in zip(grads(out, (q, k, v)), grads(ref_out, (q, k, v)), strict=True):
-        assert torch.isfinite(got).all()
-        torch.testing.assert_close(got, want)
+    assert_close_with_grads(out, ref_out, (q, k, v), grads, finite=True)
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -147,18 +105,13 @@ def test_limit_cases_are_the_oracle(limit: str, kind: str, causal: bool) -> None
     mask = user_mask(kind, 13, 17)
     out = SparseAttention(**kwargs)(q, k, v, mask, is_causal=causal).output
     ref_out = REF(q, k, v, mask, is_causal=causal).output
-    torch.testing.assert_close(out, ref_out)
-    for got, want in zip(grads(out, (q, k, v)), grads(ref_out, (q, k, v)), strict=True):
-        torch.testing.assert_close(got, want)
+    assert_close_with_grads(out, ref_out, (q, k, v), grads)
 
 
 @pytest.mark.parametrize("kwargs", PATTERNS[::2])
 def test_dropout_is_unbiased_on_pattern_weights(kwargs: dict) -> None:
     torch.manual_seed(0)
-    q, k, v = qkv(9, 9)
-    attn = SparseAttention(**kwargs)
-    clean = attn(q, k, v).output
-    runs = torch.stack([attn(q, k, v, dropout_p=0.5).output for _ in range(200)])
+    clean, runs = dropout_outputs(SparseAttention(**kwargs))
     assert not torch.equal(runs[0], clean)
     stderr = runs.std(0) / len(runs) ** 0.5
     assert ((runs.mean(0) - clean).abs() <= 5 * stderr + 1e-12).all()
@@ -174,27 +127,9 @@ def test_bad_arguments_raise_value_error(kwargs: dict) -> None:
         SparseAttention(**kwargs)
 
 
-def peak_cpu_bytes(fn) -> int:
-    """Peak of the running sum of allocations minus frees recorded by torch's profiler."""
-    with profile(profile_memory=True) as prof:
-        fn()
-    live = peak = 0
-    for event in sorted(prof.function_events, key=lambda e: e.time_range.start):
-        live += event.self_cpu_memory_usage
-        peak = max(peak, live)
-    return peak
-
-
 @pytest.mark.parametrize("grad,fraction", [(False, 1 / 8), (True, 1 / 3)])
 def test_window_global_memory_is_linear(monkeypatch: pytest.MonkeyPatch, grad: bool, fraction: float) -> None:
-    # At this small L the default chunk would hold the whole call; a small chunk shows the
-    # steady state that long sequences reach with the default.
-    monkeypatch.setattr(banded, "QUERY_BLOCK", 128)
-    monkeypatch.setattr(banded, "CHUNK_ELEMENTS", 1 << 18)
-    peaks = {}
-    for length in (1024, 2048):
-        q, k, v = (torch.randn(1, 2, length, 16, requires_grad=grad) for _ in range(3))
-        peaks[length] = peak_cpu_bytes(lambda: SparseAttention()(q, k, v))  # noqa: B023
+    peaks = banded_peaks(monkeypatch, lambda q, k, v: SparseAttention()(q, k, v), grad=grad)
     scores_bytes = 4 * 2 * 2048 ** 2  # one float32 (B, H, L, L) score tensor; reference keeps several
     assert peaks[2048] < scores_bytes * fraction
     assert peaks[2048] < 2.5 * peaks[1024]
