@@ -38,6 +38,51 @@ def _cmd_variants(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_overrides(pairs: list[str]) -> dict[str, object]:
+    import yaml
+
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"attnbench: --set expects KEY=VALUE (e.g. model.hidden=64), got {pair!r}")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .train import train_and_test
+
+    console = Console()
+    try:
+        record = train_and_test(args.task, args.variant, data=args.data, seed=args.seed,
+                                config=args.config, overrides=_parse_overrides(args.set), out=args.out,
+                                run_dir=args.run_dir, progress=not args.no_progress)
+    except ValueError as err:
+        console.print(f"[red]attnbench train: {err}[/]", highlight=False)
+        return 2
+    if record["status"] != "ok":
+        console.print(f"[red]{args.task} cannot use variant {args.variant!r}: {record['reason']}[/]",
+                      highlight=False)
+        return 2
+    table = Table(title=f"{args.task} / {args.variant} / seed {args.seed} (best-validation checkpoint)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in sorted(record["metrics"].items()):
+        table.add_row(name, f"{value:.4f}")
+    table.add_row("parameters", f"{record['params']:,}")
+    table.add_row("train time (s)", f"{record['train_time_s']:.1f}")
+    table.add_row("train samples/s", f"{record['samples_per_s'] or 0:.1f}")
+    table.add_row("peak memory (MiB)", f"{record['peak_mem_bytes'] / 2**20:.0f} ({record['mem_method']})")
+    console.print(table)
+    if args.out:
+        console.print(f"record written to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attnbench",
                                      description="Benchmark suite for attention mechanisms.")
@@ -46,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
     variants = sub.add_parser("variants", help="print the variant x capability matrix")
     variants.add_argument("--markdown", action="store_true", help="print a Markdown table instead")
     variants.set_defaults(func=_cmd_variants)
+    train = sub.add_parser("train", help="train one task with one variant, test its best checkpoint")
+    train.add_argument("task", help="task name (see tasks.TASK_MODULES)")
+    train.add_argument("--variant", required=True, help="attention variant or the task's baseline ('none')")
+    train.add_argument("--data", help="folder or file in the task's real format (default: embedded data)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--config", default="quick", help="preset name (quick, full) or a YAML file")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set trainer.max_epochs=3")
+    train.add_argument("--out", help="write the result record as JSON to this file")
+    train.add_argument("--run-dir", help="where logs and checkpoints go (default runs/train/<run id>)")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.set_defaults(func=_cmd_train)
     return parser
 
 

@@ -1,0 +1,105 @@
+"""Train one task with one variant and seed, test its best-validation checkpoint, return the record.
+
+This is the shared runner behind ``attnbench train`` (and later the suite and the sweeps): the
+task supplies data and model; the runner seeds, trains with Lightning (CSV logs, best checkpoint
+on the task's monitored metric, optional early stopping), tests the best checkpoint, and
+measures parameters, training time, training samples/s and peak memory. Peak memory is
+``torch.cuda.max_memory_allocated`` on CUDA and the process's peak resident set size on CPU
+(``mem_method`` says which; the CPU figure is the whole process, imports included).
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from reports.records import environment, new_run_id, write_json_atomic
+from tasks import get_task
+from tasks._base import apply_overrides
+
+
+class TrainingMeter(Callback):
+    """Seconds spent in training batches and samples seen (``pl_module.samples_in(batch)``)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.samples = 0
+        self._start = 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.seconds += time.perf_counter() - self._start
+        self.samples += int(pl_module.samples_in(batch))
+
+
+def _peak_memory(device: str) -> tuple[int, str]:
+    if device.startswith("cuda"):
+        return int(torch.cuda.max_memory_allocated()), "cuda_max_memory_allocated"
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024), "cpu_process_peak_rss"
+
+
+def _trainer(config: dict, task, run_dir: Path, meter: TrainingMeter, progress: bool) -> L.Trainer:
+    settings = dict(config["trainer"])
+    patience = settings.pop("patience", None)
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=task.monitor,
+                                 mode=task.monitor_mode, save_top_k=1)
+    callbacks = [checkpoint, meter]
+    if patience:
+        callbacks.append(EarlyStopping(monitor=task.monitor, mode=task.monitor_mode, patience=int(patience)))
+    settings.setdefault("accelerator", "auto")
+    settings.setdefault("devices", 1)
+    settings.setdefault("log_every_n_steps", 1)
+    return L.Trainer(default_root_dir=run_dir, logger=CSVLogger(run_dir, name="logs"), callbacks=callbacks,
+                     enable_progress_bar=progress, enable_model_summary=False, **settings)
+
+
+def train_and_test(task_name: str, variant: str, *, data: str | None = None, seed: int = 0,
+                   config: str = "quick", overrides: dict | None = None, out: str | None = None,
+                   run_dir: str | None = None, progress: bool = True) -> dict:
+    """Run one (task, variant, seed); the returned record follows ``reports.records.TRAIN_FIELDS``."""
+    task = get_task(task_name)
+    cfg = apply_overrides(task.config(config), overrides or {})
+    run_id = new_run_id(f"{task_name}-{variant}-s{seed}")
+    record = {"run_id": run_id, "task": task_name, "variant": variant, "seed": seed, "config": cfg,
+              "data": data or "embedded"}
+    reasons = task.variant_reasons(variant)
+    if reasons:
+        record.update(status="unsupported", reason="; ".join(reasons), **environment())
+        return _finish(record, out)
+    L.seed_everything(seed, workers=True, verbose=False)
+    datamodule, module = task.build(cfg, variant, data, seed)
+    directory = Path(run_dir or Path("runs") / "train" / run_id)
+    meter = TrainingMeter()
+    trainer = _trainer(cfg, task, directory, meter, progress)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    trainer.fit(module, datamodule=datamodule)
+    best = trainer.checkpoint_callback.best_model_path
+    tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+    peak, method = _peak_memory(str(module.device))
+    record.update(
+        status="ok", reason="", metrics={k: float(v) for k, v in (tested[0] if tested else {}).items()},
+        params=sum(p.numel() for p in module.parameters()), train_time_s=meter.seconds,
+        samples_per_s=meter.samples / meter.seconds if meter.seconds else None,
+        peak_mem_bytes=peak, mem_method=method, best_checkpoint=best,
+        epochs=trainer.current_epoch, **environment(str(module.device)),
+    )
+    return _finish(record, out)
+
+
+def _finish(record: dict, out: str | None) -> dict:
+    if out:
+        write_json_atomic(out, record)
+    return record

@@ -1,0 +1,87 @@
+"""What every task provides to the runner (``bench/train.py``): configs, models, data, metrics.
+
+A task is a ``Task`` subclass instance, registered by name in ``tasks.TASK_MODULES``. The
+runner owns everything shared (seeding, the Lightning Trainer, best-validation checkpointing,
+timing, memory, the result record); a task owns its data module, its Lightning module and which
+attention variants apply to it.
+
+Config files are YAML mappings with four sections, mirrored by ``configs/tasks/<task>/*.yaml``:
+
+    data:    options of the data module (sizes, lengths, batch size, ...)
+    model:   options of the model (widths, layers, heads, ...)
+    optim:   optimiser settings (lr, weight_decay, ...)
+    trainer: max_epochs, patience (early stopping on the monitored metric), and any further
+             ``lightning.Trainer`` keyword (accelerator, devices, strategy, precision, ...)
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+import lightning as L
+import yaml
+
+import configs
+
+SECTIONS = ("data", "model", "optim", "trainer")
+
+
+class Task(ABC):
+    name: ClassVar[str]
+    monitor: ClassVar[str]  # validation metric that picks the best checkpoint, e.g. "val/acc"
+    monitor_mode: ClassVar[str] = "max"
+    baselines: ClassVar[tuple[str, ...]] = ("none",)  # no-attention controls, selectable as variants
+
+    @abstractmethod
+    def variant_reasons(self, variant: str) -> list[str]:
+        """Why ``variant`` cannot be used by this task (empty: it can)."""
+
+    @abstractmethod
+    def build(self, config: dict, variant: str, data: str | None, seed: int
+              ) -> tuple[L.LightningDataModule, L.LightningModule]:
+        """The data module (embedded data when ``data`` is None, else the real files at ``data``)
+        and the model using ``variant``. Bad data must raise before training starts."""
+
+    def applicable_variants(self) -> dict[str, list[str]]:
+        """Every registered attention variant and baseline, with the reasons it does not apply."""
+        import attention
+
+        names = (*self.baselines, *attention.VARIANTS)
+        return {name: self.variant_reasons(name) for name in names}
+
+    def config(self, preset_or_path: str = "quick") -> dict:
+        """A shipped preset (``quick``, ``full``) or a YAML file, checked for its sections."""
+        path = Path(preset_or_path)
+        if not path.suffix:
+            path = configs.path("tasks", self.name, f"{preset_or_path}.yaml")
+        if not path.is_file():
+            presets = sorted(p.stem for p in configs.path("tasks", self.name).glob("*.yaml"))
+            raise ValueError(f"config {preset_or_path!r} not found: give a YAML path or one of "
+                             f"the {self.name} presets {presets}")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict) or set(loaded) - set(SECTIONS):
+            raise ValueError(f"{path}: expected a mapping with sections {list(SECTIONS)}, got "
+                             f"{sorted(loaded) if isinstance(loaded, dict) else type(loaded).__name__}")
+        return {section: dict(loaded.get(section) or {}) for section in SECTIONS}
+
+
+def apply_overrides(config: dict, overrides: dict[str, object]) -> dict:
+    """``{"model.hidden": 64}`` -> a copy of ``config`` with that key replaced.
+
+    Only keys already present in the config can be overridden (so a typo is an error), except
+    under ``trainer``, which takes any ``lightning.Trainer`` keyword.
+    """
+    result = copy.deepcopy(config)
+    for dotted, value in overrides.items():
+        section, _, key = dotted.partition(".")
+        if section not in SECTIONS or not key:
+            raise ValueError(f"override {dotted!r}: expected '<section>.<key>' with section in "
+                             f"{list(SECTIONS)}")
+        if section != "trainer" and key not in result[section]:
+            raise ValueError(f"override {dotted!r}: unknown key {key!r}; {section} has "
+                             f"{sorted(result[section])}")
+        result[section][key] = value
+    return result

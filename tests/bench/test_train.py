@@ -1,0 +1,60 @@
+"""The shared runner behind ``attnbench train``, on a tiny task."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+import tasks
+from bench.cli import main
+from bench.train import train_and_test
+from reports.records import TRAIN_FIELDS
+
+
+@pytest.fixture
+def toy(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    monkeypatch.setitem(tasks.TASK_MODULES, "toy", "tests.bench._toy_task")
+    config = {"data": {"n": 200, "length": 6, "batch_size": 32}, "optim": {"lr": 0.05},
+              "trainer": {"max_epochs": 3, "patience": 5}}
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_train_writes_a_complete_record(toy, tmp_path) -> None:
+    out = tmp_path / "record.json"
+    record = train_and_test("toy", "reference", config=str(toy), out=str(out), run_dir=str(tmp_path / "run"),
+                            progress=False, seed=3)
+    assert record["status"] == "ok"
+    assert set(TRAIN_FIELDS) <= set(record)
+    assert 0.0 <= record["metrics"]["test/acc"] <= 1.0
+    assert record["params"] > 0 and record["samples_per_s"] > 0 and record["peak_mem_bytes"] > 0
+    assert record["best_checkpoint"].endswith("best.ckpt")
+    assert json.loads(out.read_text())["run_id"] == record["run_id"]
+
+
+def test_unsupported_variant_is_a_record_with_a_reason(toy) -> None:
+    record = train_and_test("toy", "linformer", config=str(toy), progress=False)
+    assert record["status"] == "unsupported" and "linformer" in record["reason"]
+
+
+def test_overrides_must_name_existing_keys(toy) -> None:
+    with pytest.raises(ValueError, match="unknown key 'width'"):
+        train_and_test("toy", "reference", config=str(toy), overrides={"model.width": 3})
+    with pytest.raises(ValueError, match="unknown key 'lr_typo'"):
+        train_and_test("toy", "reference", config=str(toy), overrides={"optim.lr_typo": 3})
+
+
+def test_cli_reports_bad_input_with_exit_2(toy, capsys) -> None:
+    assert main(["train", "nosuchtask", "--variant", "reference"]) == 2
+    assert "unknown task 'nosuchtask'" in capsys.readouterr().out
+    assert main(["train", "toy", "--variant", "reference", "--config", "missing"]) == 2
+
+
+def test_cli_trains_and_prints_metrics(toy, tmp_path, capsys) -> None:
+    code = main(["train", "toy", "--variant", "none", "--config", str(toy), "--no-progress",
+                 "--set", "trainer.max_epochs=1", "--run-dir", str(tmp_path / "r")])
+    assert code == 0
+    assert "test/acc" in capsys.readouterr().out
