@@ -67,8 +67,27 @@ def build(name: str, **kwargs: object):
     return REGISTRY[name](**kwargs)
 
 
+def build_in_context(name: str, *, head_dim: int, num_heads: int, max_len: int | None = None,
+                     **kwargs: object):
+    """Build a dense variant for a model: pass it the context it declares in ``capabilities.needs``.
+
+    A model knows its head dim, head count and longest key sequence; only the variants that
+    need them (e.g. ``additive`` needs head_dim, ``linformer`` max_len) receive them.
+    """
+    if name not in REGISTRY:
+        raise ValueError(f"unknown attention variant {name!r}; valid names: {', '.join(VARIANTS)}")
+    if not issubclass(REGISTRY[name], DenseAttention):
+        raise ValueError(f"variant {name!r} is graph attention (node features and edges), not dense")
+    needs = REGISTRY[name].capabilities.needs
+    if "max_len" in needs and max_len is None:
+        raise ValueError(f"variant {name!r} needs max_len (the longest key sequence), got None")
+    context = {"head_dim": head_dim, "num_heads": num_heads, "max_len": max_len}
+    return build(name, **{key: context[key] for key in needs}, **kwargs)
+
+
 __all__ = [
     "ALL_MASKS", "CONTEXT_KEYS", "REGISTRY", "VARIANTS", "AttentionOutput", "Capabilities",
     "DenseAttention", "GraphAttention", "LimitCase", "MultiHeadAttention", "NotSupportedError", "build",
+    "build_in_context",
     "capability_reasons", "mask_kind",
 ]

@@ -37,7 +37,7 @@ class MultiHeadAttention(nn.Module):
                  kdim: int | None = None, vdim: int | None = None, batch_first: bool = True,
                  max_len: int | None = None) -> None:
         super().__init__()
-        from . import build  # the registry lives in the package root
+        from . import build_in_context  # the registry lives in the package root
 
         self.embed_dim = require_positive_int("embed_dim", embed_dim)
         self.num_heads = require_positive_int("num_heads", num_heads)
@@ -52,21 +52,10 @@ class MultiHeadAttention(nn.Module):
         self.k_proj = nn.Linear(kdim or embed_dim, embed_dim, bias=bias)
         self.v_proj = nn.Linear(vdim or embed_dim, embed_dim, bias=bias)
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.attention: DenseAttention = build(variant, **self._context(variant, max_len),
-                                               **(variant_kwargs or {}))
-        if not isinstance(self.attention, DenseAttention):
-            raise ValueError(f"variant {variant!r} is not a dense attention variant")
+        self.attention: DenseAttention = build_in_context(
+            variant, head_dim=self.head_dim, num_heads=num_heads, max_len=max_len, **(variant_kwargs or {}))
         if dropout > 0 and not self.attention.capabilities.dropout:
             raise ValueError(f"dropout={dropout} but variant {variant!r} has no attention dropout")
-
-    def _context(self, variant: str, max_len: int | None) -> dict:
-        from . import REGISTRY
-
-        needs = REGISTRY[variant].capabilities.needs if variant in REGISTRY else frozenset()
-        context = {"head_dim": self.head_dim, "num_heads": self.num_heads, "max_len": max_len}
-        if "max_len" in needs and max_len is None:
-            raise ValueError(f"variant {variant!r} needs max_len (the longest key sequence), got None")
-        return {name: context[name] for name in needs}
 
     @classmethod
     def from_torch(cls, mha: nn.MultiheadAttention, *, variant: str = "sdpa",

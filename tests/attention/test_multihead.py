@@ -83,6 +83,8 @@ def test_bad_arguments() -> None:
         MultiHeadAttention(10, 3)
     with pytest.raises(ValueError, match="unknown attention variant"):
         MultiHeadAttention(16, 2, variant="nope")
+    with pytest.raises(ValueError, match="graph attention"):
+        MultiHeadAttention(16, 2, variant="gat")
     with pytest.raises(ValueError, match="no attention dropout"):
         MultiHeadAttention(16, 2, variant="hard", dropout=0.1)
     mha = MultiHeadAttention(16, 2)
