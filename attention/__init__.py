@@ -82,7 +82,7 @@ def build_in_context(name: str, *, head_dim: int, num_heads: int, max_len: int |
     if "max_len" in needs and max_len is None:
         raise ValueError(f"variant {name!r} needs max_len (the longest key sequence), got None")
     context = {"head_dim": head_dim, "num_heads": num_heads, "max_len": max_len}
-    return build(name, **{key: context[key] for key in needs}, **kwargs)
+    return build(name, **{**{key: context[key] for key in needs}, **kwargs})  # explicit kwargs win
 
 
 __all__ = [

@@ -83,6 +83,45 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _csv_list(kind):
+    def parse(text: str) -> list:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        try:
+            return [kind(t) for t in items]
+        except ValueError as err:
+            message = f"expected comma-separated {kind.__name__} values: {err}"
+            raise argparse.ArgumentTypeError(message) from err
+    return parse
+
+
+def _bool(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return text.lower() == "true"
+
+
+def _cmd_micro(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .grid import load_grid
+    from .run_micro import run_grid
+
+    console = Console()
+    overrides = {"device": args.device, "dtypes": args.dtypes, "batch": args.batch, "heads": args.heads,
+                 "head_dim": args.head_dim, "lengths": args.lengths, "passes": args.passes,
+                 "causal": args.causal, "masks": args.masks, "lk_ratio": args.lk_ratio,
+                 "min_run_time": args.min_run_time,
+                 "variants": args.variants}
+    try:
+        grid = load_grid(args.grid, overrides)
+    except ValueError as err:
+        console.print(f"[red]attnbench micro: {err}[/]", highlight=False)
+        return 2
+    console.print(f"{len(grid.cases)} cases on {grid.settings['device']}; rows appended to {args.out}")
+    run_grid(grid, args.out, console=console, progress=not args.no_progress)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attnbench",
                                      description="Benchmark suite for attention mechanisms.")
@@ -103,6 +142,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="where logs and checkpoints go (default runs/train/<run id>)")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.set_defaults(func=_cmd_train)
+    micro = sub.add_parser("micro", help="speed and memory micro-benchmarks of the variants")
+    micro.add_argument("--grid", default="cpu", help="grid YAML file or shipped name (cpu, cuda, smoke)")
+    micro.add_argument("--variants", type=_csv_list(str), help="e.g. reference,sdpa,local")
+    micro.add_argument("--lengths", type=_csv_list(int), help="e.g. 256,512,1024")
+    micro.add_argument("--dtypes", type=_csv_list(str), help="float16,bfloat16,float32,float64")
+    micro.add_argument("--passes", type=_csv_list(str), help="forward,backward")
+    micro.add_argument("--causal", type=_csv_list(_bool), help="false,true")
+    micro.add_argument("--masks", type=_csv_list(str), help="none,key_padding")
+    micro.add_argument("--device", choices=("cpu", "cuda"))
+    micro.add_argument("--batch", type=int)
+    micro.add_argument("--heads", type=int)
+    micro.add_argument("--head-dim", type=int)
+    micro.add_argument("--lk-ratio", type=float, help="Lk / Lq (cross-attention shapes)")
+    micro.add_argument("--min-run-time", type=float, help="seconds per blocked_autorange")
+    micro.add_argument("--out", default="results/micro.csv", help="CSV the rows are appended to")
+    micro.add_argument("--no-progress", action="store_true")
+    micro.set_defaults(func=_cmd_micro)
     return parser
 
 

@@ -21,6 +21,7 @@ import os
 import platform
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from importlib import metadata
@@ -105,7 +106,7 @@ def environment(device: str = "cpu") -> dict[str, object]:
 
 def new_run_id(prefix: str) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"{prefix}-{stamp}-{os.getpid()}"
+    return f"{prefix}-{stamp}-{uuid.uuid4().hex[:8]}"
 
 
 def write_json_atomic(path: str | os.PathLike, record: Mapping) -> Path:
