@@ -9,8 +9,9 @@ W_a, U_a (D -> A) and v_a (A) are learned and shared by the heads. ``scale`` doe
 there is no dot product to scale, and v_a learns the temperature.
 
 Complexity: O(B H Lq Lk A) time; O(B H Lq Lk) memory for the weights, plus the tanh features
-(B, H, c, Lk, A) for a chunk of c queries (chunked so that forward-only memory stays near the
-score matrix; under autograd every chunk's features are kept for the backward pass).
+(B, H, c, Lk, A) for a chunk of c queries, at most a quarter of the score matrix (so forward-only
+memory stays near the score matrix; under autograd every chunk's features are kept for the
+backward pass).
 
 Limits: not an approximation of dot-product attention but a different scoring function, so it
 has no oracle limit; it is tested against the equation written out in float64.
@@ -31,7 +32,7 @@ from ._base import AttentionOutput, Capabilities, DenseAttention, require_positi
 from ._masks import additive_bias
 from ._math import attend_scores
 
-CHUNK_ELEMENTS = 1 << 24  # tanh features materialised per query chunk (64 MiB in float32)
+CHUNK_ELEMENTS = 1 << 24  # at most this many tanh features per query chunk (64 MiB in float32)
 
 
 class AdditiveScore(nn.Module):
@@ -48,8 +49,11 @@ class AdditiveScore(nn.Module):
     def forward(self, query: Tensor, key: Tensor) -> Tensor:
         wq = self.query_proj(query).unsqueeze(-2)  # (B, H, Lq, 1, A)
         uk = self.key_proj(key).unsqueeze(-3)  # (B, H, 1, Lk, A)
-        per_query = key.shape[-2] * self.v.numel() * query.shape[0] * query.shape[1]
-        chunk = max(1, CHUNK_ELEMENTS // max(per_query, 1))
+        # A chunk's features stay within a quarter of the (B, H, Lq, Lk) scores, so the scores,
+        # not a fixed-size buffer, set the peak memory at every length.
+        scores = query.shape[0] * query.shape[1] * query.shape[-2] * key.shape[-2]
+        per_query = max(key.shape[-2] * self.v.numel() * query.shape[0] * query.shape[1], 1)
+        chunk = max(1, min(CHUNK_ELEMENTS, scores // 4) // per_query)
         parts = [torch.tanh(wq[:, :, i:i + chunk] + uk) @ self.v.to(query.dtype)
                  for i in range(0, query.shape[-2], chunk)]
         return torch.cat(parts, dim=-2)  # (B, H, Lq, Lk)

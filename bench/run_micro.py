@@ -88,8 +88,8 @@ def _print_checks(frame: pd.DataFrame, console: Console) -> None:
         longest = ratios[ratios["lq"] == ratios["lq"].max()]
         for _, r in longest[longest["variant"] != "reference"].iterrows():
             console.print(f"L={r['lq']} {r['dtype']} {r['pass']}: {r['variant']:<32} "
-                          f"{r['speedup']:6.2f}x faster than reference, "
-                          f"{r['memory_fraction']:.3f} of its memory",
+                          f"speed {r['speedup']:7.2f}x reference's, peak memory "
+                          f"{r['memory_fraction']:.3f}x reference's",
                           highlight=False)
     overhead = ratios_to_reference(frame, reference=RAW_SDPA)
     for _, r in overhead[overhead["variant"] == "sdpa"].iterrows():
