@@ -122,6 +122,21 @@ def _cmd_micro(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .suite import load_suite, run_suite
+
+    console = Console()
+    try:
+        suite = load_suite(args.suite)
+    except ValueError as err:
+        console.print(f"[red]attnbench run: {err}[/]", highlight=False)
+        return 2
+    run_suite(suite, args.out or f"runs/suites/{suite.name}", console=console, progress=not args.no_progress)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attnbench",
                                      description="Benchmark suite for attention mechanisms.")
@@ -142,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="where logs and checkpoints go (default runs/train/<run id>)")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.set_defaults(func=_cmd_train)
+    run = sub.add_parser("run", help="run a suite: tasks x variants x seeds, resumable")
+    run.add_argument("suite", nargs="?", default="quick", help="suite YAML or shipped name (default quick)")
+    run.add_argument("--out", help="suite directory (default runs/suites/<suite name>)")
+    run.add_argument("--no-progress", action="store_true")
+    run.set_defaults(func=_cmd_run)
     micro = sub.add_parser("micro", help="speed and memory micro-benchmarks of the variants")
     micro.add_argument("--grid", default="cpu", help="grid YAML file or shipped name (cpu, cuda, smoke)")
     micro.add_argument("--variants", type=_csv_list(str), help="e.g. reference,sdpa,local")

@@ -54,7 +54,7 @@ def _trainer(config: dict, task, run_dir: Path, meter: TrainingMeter, progress: 
     settings = dict(config["trainer"])
     patience = settings.pop("patience", None)
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=task.monitor,
-                                 mode=task.monitor_mode, save_top_k=1)
+                                 mode=task.monitor_mode, save_top_k=1, save_last=True)
     callbacks = [checkpoint, meter]
     if patience:
         callbacks.append(EarlyStopping(monitor=task.monitor, mode=task.monitor_mode, patience=int(patience)))
@@ -67,11 +67,15 @@ def _trainer(config: dict, task, run_dir: Path, meter: TrainingMeter, progress: 
 
 def train_and_test(task_name: str, variant: str, *, data: str | None = None, seed: int = 0,
                    config: str = "quick", overrides: dict | None = None, out: str | None = None,
-                   run_dir: str | None = None, progress: bool = True) -> dict:
-    """Run one (task, variant, seed); the returned record follows ``reports.records.TRAIN_FIELDS``."""
+                   run_dir: str | Path | None = None, progress: bool = True,
+                   run_id: str | None = None) -> dict:
+    """Run one (task, variant, seed); the returned record follows ``reports.records.TRAIN_FIELDS``.
+
+    A ``run_dir`` that holds ``checkpoints/last.ckpt`` from an interrupted run resumes from it.
+    """
     task = get_task(task_name)
     cfg = apply_overrides(task.config(config), overrides or {})
-    run_id = new_run_id(f"{task_name}-{variant}-s{seed}")
+    run_id = run_id or new_run_id(f"{task_name}-{variant}-s{seed}")
     record = {"run_id": run_id, "task": task_name, "variant": variant, "seed": seed, "config": cfg,
               "data": data or "embedded"}
     reasons = task.variant_reasons(variant)
@@ -85,7 +89,8 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
     trainer = _trainer(cfg, task, directory, meter, progress)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    trainer.fit(module, datamodule=datamodule)
+    last = directory / "checkpoints" / "last.ckpt"
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
     best = trainer.checkpoint_callback.best_model_path
     tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
     peak, method = _peak_memory(str(module.device))
