@@ -137,6 +137,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .sweep import load_sweep, run_sweep
+
+    console = Console()
+    if args.workers < 1:
+        console.print(f"[red]attnbench sweep: --workers must be >= 1, got {args.workers}[/]")
+        return 2
+    try:
+        sweep = load_sweep(args.sweep)
+    except ValueError as err:
+        console.print(f"[red]attnbench sweep: {err}[/]", highlight=False)
+        return 2
+    out = args.out or f"runs/sweeps/{sweep.study}"
+    console.print(f"sweep {sweep.study}: {sweep.n_trials} trials of {sweep.task} with {args.workers} "
+                  f"worker(s), storage {args.storage or out + '/journal.log'}")
+    best = run_sweep(sweep, out, storage_url=args.storage, workers=args.workers)
+    console.print(f"best trial {best['trial']}: {best['value']:.4f} with {best['variant']} {best['params']}",
+                  highlight=False)
+    console.print(f"exported as a suite: attnbench run {best['suite']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attnbench",
                                      description="Benchmark suite for attention mechanisms.")
@@ -162,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="suite directory (default runs/suites/<suite name>)")
     run.add_argument("--no-progress", action="store_true")
     run.set_defaults(func=_cmd_run)
+    sweep = sub.add_parser("sweep", help="an Optuna study over a task's variants and hyperparameters")
+    sweep.add_argument("sweep", help="sweep YAML file (see configs/sweeps/)")
+    sweep.add_argument("--out", help="sweep directory (default runs/sweeps/<study>)")
+    sweep.add_argument("--storage", help="RDB URL for multi-machine workers (default: journal file)")
+    sweep.add_argument("--workers", type=int, default=1, help="local worker processes")
+    sweep.set_defaults(func=_cmd_sweep)
     micro = sub.add_parser("micro", help="speed and memory micro-benchmarks of the variants")
     micro.add_argument("--grid", default="cpu", help="grid YAML file or shipped name (cpu, cuda, smoke)")
     micro.add_argument("--variants", type=_csv_list(str), help="e.g. reference,sdpa,local")

@@ -50,12 +50,13 @@ def _peak_memory(device: str) -> tuple[int, str]:
     return int(rss if sys.platform == "darwin" else rss * 1024), "cpu_process_peak_rss"
 
 
-def _trainer(config: dict, task, run_dir: Path, meter: TrainingMeter, progress: bool) -> L.Trainer:
+def _trainer(config: dict, task, run_dir: Path, meter: TrainingMeter, progress: bool,
+             extra: list[Callback]) -> L.Trainer:
     settings = dict(config["trainer"])
     patience = settings.pop("patience", None)
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=task.monitor,
                                  mode=task.monitor_mode, save_top_k=1, save_last=True)
-    callbacks = [checkpoint, meter]
+    callbacks = [checkpoint, meter, *extra]
     if patience:
         callbacks.append(EarlyStopping(monitor=task.monitor, mode=task.monitor_mode, patience=int(patience)))
     settings.setdefault("accelerator", "auto")
@@ -68,7 +69,7 @@ def _trainer(config: dict, task, run_dir: Path, meter: TrainingMeter, progress: 
 def train_and_test(task_name: str, variant: str, *, data: str | None = None, seed: int = 0,
                    config: str = "quick", overrides: dict | None = None, out: str | None = None,
                    run_dir: str | Path | None = None, progress: bool = True,
-                   run_id: str | None = None) -> dict:
+                   run_id: str | None = None, callbacks: list[Callback] | None = None) -> dict:
     """Run one (task, variant, seed); the returned record follows ``reports.records.TRAIN_FIELDS``.
 
     A ``run_dir`` that holds ``checkpoints/last.ckpt`` from an interrupted run resumes from it.
@@ -86,7 +87,7 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
     datamodule, module = task.build(cfg, variant, data, seed)
     directory = Path(run_dir or Path("runs") / "train" / run_id)
     meter = TrainingMeter()
-    trainer = _trainer(cfg, task, directory, meter, progress)
+    trainer = _trainer(cfg, task, directory, meter, progress, list(callbacks or []))
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     last = directory / "checkpoints" / "last.ckpt"
@@ -98,10 +99,15 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
         status="ok", reason="", metrics={k: float(v) for k, v in (tested[0] if tested else {}).items()},
         params=sum(p.numel() for p in module.parameters()), train_time_s=meter.seconds,
         samples_per_s=meter.samples / meter.seconds if meter.seconds else None,
-        peak_mem_bytes=peak, mem_method=method, best_checkpoint=best,
+        peak_mem_bytes=peak, mem_method=method, best_checkpoint=best, monitor=task.monitor,
+        best_val=_score(trainer.checkpoint_callback.best_model_score),
         epochs=trainer.current_epoch, **environment(str(module.device)),
     )
     return _finish(record, out)
+
+
+def _score(value) -> float | None:
+    return None if value is None else float(value)
 
 
 def _finish(record: dict, out: str | None) -> dict:

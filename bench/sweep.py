@@ -1,0 +1,232 @@
+"""``attnbench sweep <sweep.yaml>``: an Optuna study per task, so variants compete at their best.
+
+    task: graph
+    preset: quick                  # task config preset or YAML path
+    data: null                     # real data path (default: embedded data)
+    study: graph-attention         # study name (default: the file name)
+    n_trials: 20                   # trials to complete (COMPLETE or PRUNED) across all workers
+    seed: 0                        # TPE sampler seed (worker i uses seed + i)
+    variants: [gat, gatv2]         # one: fixed; several: a categorical parameter "variant"
+    pruner: {n_startup_trials: 3, n_warmup_steps: 5}   # median pruner; `pruner: none` disables
+    params:                        # config keys (as in --set) and their search space
+      optim.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
+      model.hidden: {type: int, low: 8, high: 64, step: 8}
+      model.dropout: {type: categorical, choices: [0.0, 0.3, 0.6]}
+
+The objective is the task's monitored validation metric at its best checkpoint (never the
+test split); pruning reports it every validation through optuna-integration's
+``PyTorchLightningPruningCallback``. Storage: a journal file under the sweep directory by default
+(safe for several local processes; a RUNNING trial whose process on this host has died is
+marked failed and re-queued when a worker starts), or an RDB URL (``postgresql://...``) for
+workers on several machines, with heartbeats and ``RetryFailedTrialCallback``. Every trial writes
+a result record; the best parameters are exported as a suite YAML for ``attnbench run``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import yaml
+from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+from optuna.storages.journal import JournalFileBackend
+from optuna.study import MaxTrialsCallback
+from optuna.trial import TrialState
+
+from reports.records import write_json_atomic
+from tasks import TASK_MODULES, get_task
+from tasks._base import apply_overrides
+
+from .train import train_and_test
+
+SWEEP_KEYS = {"task", "preset", "data", "study", "n_trials", "seed", "variants", "pruner", "params"}
+PARAM_TYPES = {"float": {"low", "high", "log", "step"}, "int": {"low", "high", "log", "step"},
+               "categorical": {"choices"}}
+DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    task: str
+    preset: str
+    data: str | None
+    study: str
+    n_trials: int
+    seed: int
+    variants: list[str]
+    pruner: dict | None
+    params: dict
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Parse and check a sweep file: unknown tasks, variants or parameters fail before any trial."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"sweep file not found: {path}")
+    spec = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(spec, dict) or set(spec) - SWEEP_KEYS:
+        raise ValueError(f"{path}: expected a mapping with keys from {sorted(SWEEP_KEYS)}")
+    task_name = spec.get("task")
+    if task_name not in TASK_MODULES:
+        valid = ", ".join(sorted(TASK_MODULES))
+        raise ValueError(f"{path}: unknown task {task_name!r}; valid tasks: {valid}")
+    task = get_task(task_name)
+    variants = spec.get("variants") or []
+    known = task.applicable_variants()
+    bad = [v for v in variants if v not in known or known[v]]
+    if not variants or bad:
+        raise ValueError(f"{path}: variants {bad or variants!r} are unknown or not applicable to "
+                         f"{task_name}; applicable: {[v for v, r in known.items() if not r]}")
+    params = spec.get("params") or {}
+    if not params and len(variants) < 2:
+        raise ValueError(f"{path}: the search space is empty (no params and a single variant)")
+    preset = str(spec.get("preset", "quick"))
+    config = task.config(preset)
+    apply_overrides(config, {name: None for name in params})  # unknown parameter names raise here
+    for name, space in params.items():
+        _check_space(path, name, space)
+    pruner = spec.get("pruner", {"n_startup_trials": 3, "n_warmup_steps": 3})
+    n_trials = spec.get("n_trials", 20)
+    if not isinstance(n_trials, int) or n_trials < 1:
+        raise ValueError(f"{path}: n_trials must be a positive integer, got {n_trials!r}")
+    return Sweep(task_name, preset, spec.get("data"), str(spec.get("study", path.stem)), n_trials,
+                 int(spec.get("seed", 0)), list(variants), None if pruner == "none" else dict(pruner),
+                 params)
+
+
+def _check_space(path: Path, name: str, space: object) -> None:
+    kind = space.get("type") if isinstance(space, dict) else None
+    if kind not in PARAM_TYPES or set(space) - PARAM_TYPES[kind] - {"type"}:
+        raise ValueError(f"{path}: parameter {name!r} needs type float|int|categorical and its bounds, "
+                         f"got {space!r}")
+    if kind == "categorical" and not space.get("choices"):
+        raise ValueError(f"{path}: parameter {name!r} has no choices")
+    if kind != "categorical" and not space.get("low", 0) < space.get("high", 0):
+        raise ValueError(f"{path}: parameter {name!r} needs low < high, got {space!r}")
+
+
+def make_storage(url: str | None, out: Path):
+    if url is None:
+        out.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(out / "journal.log")))
+    return RDBStorage(url, heartbeat_interval=10, grace_period=30,
+                      failed_trial_callback=RetryFailedTrialCallback(max_retry=3))
+
+
+def _suggest(trial: optuna.Trial, sweep: Sweep) -> tuple[str, dict]:
+    variant = sweep.variants[0]
+    if len(sweep.variants) > 1:
+        variant = trial.suggest_categorical("variant", sweep.variants)
+    overrides = {}
+    for name, space in sweep.params.items():
+        kind, bounds = space["type"], {k: v for k, v in space.items() if k != "type"}
+        suggest = {"float": trial.suggest_float, "int": trial.suggest_int,
+                   "categorical": trial.suggest_categorical}[kind]
+        overrides[name] = suggest(name, **bounds)
+    return variant, overrides
+
+
+def objective(trial: optuna.Trial, sweep: Sweep, out: Path) -> float:
+    from optuna_integration import PyTorchLightningPruningCallback
+
+    variant, overrides = _suggest(trial, sweep)
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    task = get_task(sweep.task)
+    key = f"{sweep.study}__trial{trial.number}"
+    callbacks = [PyTorchLightningPruningCallback(trial, monitor=task.monitor)] if sweep.pruner else []
+    record_path = out / "trials" / f"{key}.json"
+    base = {"sweep": sweep.study, "trial": trial.number, "params": trial.params}
+    try:
+        record = train_and_test(sweep.task, variant, data=sweep.data, seed=sweep.seed,
+                                config=sweep.preset, overrides=overrides, run_dir=out / "runs" / key,
+                                progress=False, run_id=f"{sweep.study}/trial{trial.number}",
+                                callbacks=callbacks)
+    except optuna.TrialPruned:
+        write_json_atomic(record_path, {**base, "task": sweep.task, "variant": variant, "seed": sweep.seed,
+                                        "status": "pruned", "reason": "pruned by the median pruner"})
+        raise
+    write_json_atomic(record_path, {**record, **base})
+    if record["status"] != "ok" or record.get("best_val") is None:
+        raise RuntimeError(f"trial {trial.number}: {record['status']} {record.get('reason', '')}")
+    return record["best_val"]
+
+
+def requeue_dead_trials(study: optuna.Study) -> int:
+    """Journal storage has no heartbeat: RUNNING trials of dead processes on this host are retried."""
+    host = socket.gethostname()
+    count = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = trial.user_attrs.get("worker", "")
+        name, _, pid = owner.partition(":")
+        if name == host and pid.isdigit() and not _alive(int(pid)):
+            study.tell(trial.number, state=TrialState.FAIL)
+            study.enqueue_trial(trial.params, skip_if_exists=False)
+            count += 1
+    return count
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _study(sweep: Sweep, storage, worker: int) -> optuna.Study:
+    task = get_task(sweep.task)
+    pruner = optuna.pruners.MedianPruner(**sweep.pruner) if sweep.pruner else optuna.pruners.NopPruner()
+    direction = "maximize" if task.monitor_mode == "max" else "minimize"
+    sampler = optuna.samplers.TPESampler(seed=sweep.seed + worker)
+    return optuna.create_study(study_name=sweep.study, storage=storage, load_if_exists=True, pruner=pruner,
+                               direction=direction, sampler=sampler)
+
+
+def work(sweep: Sweep, out: Path, storage_url: str | None, worker: int = 0) -> None:
+    """One worker: optimise until the study holds ``n_trials`` finished (complete or pruned) trials."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = make_storage(storage_url, out)
+    study = _study(sweep, storage, worker)
+    if storage_url is None:
+        requeue_dead_trials(study)
+    if len(study.get_trials(deepcopy=False, states=DONE)) >= sweep.n_trials:
+        return
+    study.optimize(lambda t: objective(t, sweep, out), catch=(RuntimeError,),
+                   callbacks=[MaxTrialsCallback(sweep.n_trials, states=DONE)])
+
+
+def run_sweep(sweep: Sweep, out: str | Path, *, storage_url: str | None = None, workers: int = 1
+              ) -> dict:
+    """Run the study with ``workers`` local processes; export and return the best trial."""
+    out = Path(out)
+    if workers == 1:
+        work(sweep, out, storage_url)
+    else:
+        context = multiprocessing.get_context("spawn")
+        procs = [context.Process(target=work, args=(sweep, out, storage_url, i)) for i in range(workers)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join()
+    study = _study(sweep, make_storage(storage_url, out), 0)
+    return export_best(study, sweep, out)
+
+
+def export_best(study: optuna.Study, sweep: Sweep, out: Path) -> dict:
+    """The best trial's settings as a suite that ``attnbench run`` accepts."""
+    best = study.best_trial
+    variant = best.params.get("variant", sweep.variants[0])
+    overrides = {k: v for k, v in best.params.items() if k != "variant"}
+    suite = {"preset": sweep.preset, "seeds": [0, 1, 2],
+             "tasks": {sweep.task: {"variants": [variant], "data": sweep.data,
+                                    "variant_overrides": {variant: overrides}}}}
+    path = out / f"best_{sweep.study}.yaml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    return {"value": best.value, "trial": best.number, "variant": variant, "params": overrides,
+            "suite": str(path)}

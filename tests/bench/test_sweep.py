@@ -1,0 +1,71 @@
+"""attnbench sweep: a seeded Optuna study on a tiny task, records per trial, exported best suite."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+import yaml
+
+import tasks
+from bench.suite import load_suite
+from bench.sweep import load_sweep, make_storage, requeue_dead_trials, run_sweep
+
+TOY_CONFIG = {"data": {"n": 120, "length": 5, "batch_size": 32}, "optim": {"lr": 0.05},
+              "trainer": {"max_epochs": 3}}
+
+
+@pytest.fixture
+def toy(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    monkeypatch.setitem(tasks.TASK_MODULES, "toy", "tests.bench._toy_task")
+    config = tmp_path / "toy.yaml"
+    config.write_text(yaml.safe_dump(TOY_CONFIG))
+    return config
+
+
+def _sweep_file(tmp_path, config, **extra):
+    spec = {"task": "toy", "preset": str(config), "n_trials": 4, "seed": 1,
+            "variants": ["reference", "uniform"],
+            "params": {"optim.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}}, **extra}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_sweep_runs_records_trials_and_exports_a_runnable_suite(toy, tmp_path) -> None:
+    sweep = load_sweep(_sweep_file(tmp_path, toy))
+    out = tmp_path / "out"
+    best = run_sweep(sweep, out)
+    study = optuna.load_study(study_name=sweep.study, storage=make_storage(None, out))
+    finished = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
+                                                       optuna.trial.TrialState.PRUNED)]
+    assert len(finished) == 4
+    records = [json.loads(p.read_text()) for p in sorted((out / "trials").iterdir())]
+    assert len(records) == 4 and all(r["status"] in ("ok", "pruned") for r in records)
+    suite = load_suite(best["suite"])  # the export is a valid suite for `attnbench run`
+    assert suite.runs[0].variant == best["variant"] and "optim.lr" in suite.runs[0].overrides
+    run_sweep(sweep, out)  # resuming a finished study adds no trial
+    assert len(optuna.load_study(study_name=sweep.study, storage=make_storage(None, out)).trials) == 4
+
+
+def test_dead_workers_trials_are_requeued(toy, tmp_path) -> None:
+    storage = make_storage(None, tmp_path)
+    study = optuna.create_study(study_name="s", storage=storage)
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    trial.set_user_attr("worker", f"{__import__('socket').gethostname()}:999999999")
+    assert requeue_dead_trials(study) == 1
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
+
+
+@pytest.mark.parametrize(("extra", "match"), [
+    ({"task": "chess"}, "unknown task"),
+    ({"variants": ["gat"]}, "not applicable"),
+    ({"params": {"optim.learning_rate": {"type": "float", "low": 0.1, "high": 1}}}, "unknown key"),
+    ({"params": {"optim.lr": {"type": "float", "low": 1, "high": 0.1}}}, "low < high"),
+    ({"variants": ["reference"], "params": {}}, "search space is empty"),
+])
+def test_bad_sweeps_fail_before_any_trial(toy, tmp_path, extra, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        load_sweep(_sweep_file(tmp_path, toy, **extra))
