@@ -8,6 +8,7 @@
     seed: 0                        # TPE sampler seed (worker i uses seed + i)
     variants: [gat, gatv2]         # one: fixed; several: a categorical parameter "variant"
     pruner: {n_startup_trials: 3, n_warmup_steps: 5}   # median pruner; `pruner: none` disables
+    heartbeat: {interval: 10, grace: 30}   # RDB storage: a trial silent for `grace` s is retried
     params:                        # config keys (as in --set) and their search space
       optim.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
       model.hidden: {type: int, low: 8, high: 64, step: 8}
@@ -43,7 +44,8 @@ from tasks._base import apply_overrides
 
 from .train import train_and_test
 
-SWEEP_KEYS = {"task", "preset", "data", "study", "n_trials", "seed", "variants", "pruner", "params"}
+SWEEP_KEYS = {"task", "preset", "data", "study", "n_trials", "seed", "variants", "pruner", "params",
+              "heartbeat"}
 PARAM_TYPES = {"float": {"low", "high", "log", "step"}, "int": {"low", "high", "log", "step"},
                "categorical": {"choices"}}
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -60,6 +62,7 @@ class Sweep:
     variants: list[str]
     pruner: dict | None
     params: dict
+    heartbeat: tuple[int, int] = (10, 30)  # RDB only: seconds between beats, grace before a trial is stale
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -93,9 +96,12 @@ def load_sweep(path: str | Path) -> Sweep:
     n_trials = spec.get("n_trials", 20)
     if not isinstance(n_trials, int) or n_trials < 1:
         raise ValueError(f"{path}: n_trials must be a positive integer, got {n_trials!r}")
+    heartbeat = spec.get("heartbeat", {"interval": 10, "grace": 30})
+    if not isinstance(heartbeat, dict) or set(heartbeat) != {"interval", "grace"}:
+        raise ValueError(f"{path}: heartbeat must be {{interval: s, grace: s}}, got {heartbeat!r}")
     return Sweep(task_name, preset, spec.get("data"), str(spec.get("study", path.stem)), n_trials,
                  int(spec.get("seed", 0)), list(variants), None if pruner == "none" else dict(pruner),
-                 params)
+                 params, (int(heartbeat["interval"]), int(heartbeat["grace"])))
 
 
 def _check_space(path: Path, name: str, space: object) -> None:
@@ -109,11 +115,11 @@ def _check_space(path: Path, name: str, space: object) -> None:
         raise ValueError(f"{path}: parameter {name!r} needs low < high, got {space!r}")
 
 
-def make_storage(url: str | None, out: Path):
+def make_storage(url: str | None, out: Path, heartbeat: tuple[int, int] = (10, 30)):
     if url is None:
         out.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(out / "journal.log")))
-    return RDBStorage(url, heartbeat_interval=10, grace_period=30,
+    return RDBStorage(url, heartbeat_interval=heartbeat[0], grace_period=heartbeat[1],
                       failed_trial_callback=RetryFailedTrialCallback(max_retry=3))
 
 
@@ -191,7 +197,7 @@ def _study(sweep: Sweep, storage, worker: int) -> optuna.Study:
 def work(sweep: Sweep, out: Path, storage_url: str | None, worker: int = 0) -> None:
     """One worker: optimise until the study holds ``n_trials`` finished (complete or pruned) trials."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = make_storage(storage_url, out)
+    storage = make_storage(storage_url, out, sweep.heartbeat)
     study = _study(sweep, storage, worker)
     if storage_url is None:
         requeue_dead_trials(study)
@@ -214,7 +220,7 @@ def run_sweep(sweep: Sweep, out: str | Path, *, storage_url: str | None = None, 
             proc.start()
         for proc in procs:
             proc.join()
-    study = _study(sweep, make_storage(storage_url, out), 0)
+    study = _study(sweep, make_storage(storage_url, out, sweep.heartbeat), 0)
     return export_best(study, sweep, out)
 
 
