@@ -60,7 +60,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         record = train_and_test(args.task, args.variant, data=args.data, seed=args.seed,
                                 config=args.config, overrides=_parse_overrides(args.set), out=args.out,
-                                run_dir=args.run_dir, progress=not args.no_progress)
+                                run_dir=args.run_dir, progress=not args.no_progress, threads=args.threads)
     except ValueError as err:
         console.print(f"[red]attnbench train: {err}[/]", highlight=False)
         return 2
@@ -180,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="write the result record as JSON to this file")
     train.add_argument("--run-dir", help="where logs and checkpoints go (default runs/train/<run id>)")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     train.set_defaults(func=_cmd_train)
     run = sub.add_parser("run", help="run a suite: tasks x variants x seeds, resumable")
     run.add_argument("suite", nargs="?", default="quick", help="suite YAML or shipped name (default quick)")

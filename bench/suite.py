@@ -3,6 +3,7 @@
 A suite is a YAML file (``configs/suites/<name>.yaml``):
 
     preset: quick                 # task config preset (or a YAML path) used by every run
+    threads: 1                    # torch intra-op threads per run (default: torch's choice)
     seeds: [0, 1, 2]
     tasks:
       graph:
@@ -37,7 +38,7 @@ from tasks._base import apply_overrides
 
 from .train import train_and_test
 
-SUITE_KEYS = {"preset", "seeds", "tasks"}
+SUITE_KEYS = {"preset", "seeds", "tasks", "threads"}
 TASK_KEYS = {"variants", "data", "overrides", "variant_overrides"}
 
 
@@ -59,6 +60,7 @@ class Suite:
     name: str
     preset: str
     runs: list[Run]
+    threads: int | None = None
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -80,7 +82,10 @@ def load_suite(name_or_path: str) -> Suite:
         raise ValueError(f"{path}: the suite names no tasks")
     runs = [run for task, entry in tasks.items()
             for run in _task_runs(path, task, entry or {}, preset, seeds)]
-    return Suite(path.stem, preset, runs)
+    threads = spec.get("threads")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"{path}: threads must be a positive integer, got {threads!r}")
+    return Suite(path.stem, preset, runs, threads)
 
 
 def _keys(spec: object, valid: set[str], where: str) -> None:
@@ -134,7 +139,8 @@ def run_suite(suite: Suite, out: str | Path, *, console: Console | None = None, 
             started = time.perf_counter()
             record = train_and_test(run.task, run.variant, data=run.data, seed=run.seed, config=suite.preset,
                                     overrides=run.overrides, run_dir=out / "runs" / run.key,
-                                    progress=False, run_id=f"{suite.name}/{run.key}")
+                                    progress=False, run_id=f"{suite.name}/{run.key}",
+                                    threads=suite.threads)
             record["suite"] = suite.name
             record["wall_time_s"] = time.perf_counter() - started
             write_json_atomic(records_dir / f"{run.key}.json", record)

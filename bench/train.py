@@ -69,11 +69,18 @@ def _trainer(config: dict, task, run_dir: Path, meter: TrainingMeter, progress: 
 def train_and_test(task_name: str, variant: str, *, data: str | None = None, seed: int = 0,
                    config: str = "quick", overrides: dict | None = None, out: str | None = None,
                    run_dir: str | Path | None = None, progress: bool = True,
-                   run_id: str | None = None, callbacks: list[Callback] | None = None) -> dict:
+                   run_id: str | None = None, callbacks: list[Callback] | None = None,
+                   threads: int | None = None) -> dict:
     """Run one (task, variant, seed); the returned record follows ``reports.records.TRAIN_FIELDS``.
 
     A ``run_dir`` that holds ``checkpoints/last.ckpt`` from an interrupted run resumes from it.
+    ``threads`` sets torch's intra-op threads (small models on few cores often run fastest on one);
+    the record's ``env_threads`` says what was used.
     """
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
     task = get_task(task_name)
     cfg = apply_overrides(task.config(config), overrides or {})
     run_id = run_id or new_run_id(f"{task_name}-{variant}-s{seed}")
