@@ -194,8 +194,14 @@ def _study(sweep: Sweep, storage, worker: int) -> optuna.Study:
                                direction=direction, sampler=sampler)
 
 
-def work(sweep: Sweep, out: Path, storage_url: str | None, worker: int = 0) -> None:
-    """One worker: optimise until the study holds ``n_trials`` finished (complete or pruned) trials."""
+def work(sweep: Sweep, out: Path, storage_url: str | None, worker: int = 0, gpu: int | None = None) -> None:
+    """One worker: optimise until the study holds ``n_trials`` finished (complete or pruned) trials.
+
+    ``gpu`` pins the worker to one device (set before CUDA initialises), so N workers on an
+    N-GPU machine run one trial per GPU.
+    """
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = make_storage(storage_url, out, sweep.heartbeat)
     study = _study(sweep, storage, worker)
@@ -214,8 +220,12 @@ def run_sweep(sweep: Sweep, out: str | Path, *, storage_url: str | None = None, 
     if workers == 1:
         work(sweep, out, storage_url)
     else:
+        import torch
+
+        gpus = torch.cuda.device_count()
         context = multiprocessing.get_context("spawn")
-        procs = [context.Process(target=work, args=(sweep, out, storage_url, i)) for i in range(workers)]
+        procs = [context.Process(target=work, args=(sweep, out, storage_url, i, i % gpus if gpus else None))
+                 for i in range(workers)]
         for proc in procs:
             proc.start()
         for proc in procs:
