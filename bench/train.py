@@ -102,13 +102,16 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
     best = trainer.checkpoint_callback.best_model_path
     tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
     peak, method = _peak_memory(str(module.device))
+    examples = task.attention_examples(module, datamodule)  # the module holds the tested best weights
+    attention_file = write_json_atomic(directory / "attention.json", examples) if examples else None
     record.update(
         status="ok", reason="", metrics={k: float(v) for k, v in (tested[0] if tested else {}).items()},
         params=sum(p.numel() for p in module.parameters()), train_time_s=meter.seconds,
         samples_per_s=meter.samples / meter.seconds if meter.seconds else None,
         peak_mem_bytes=peak, mem_method=method, best_checkpoint=best, monitor=task.monitor,
         best_val=_score(trainer.checkpoint_callback.best_model_score),
-        epochs=trainer.current_epoch, **environment(str(module.device)),
+        epochs=trainer.current_epoch, attention_file=str(attention_file) if attention_file else None,
+        **environment(str(module.device)),
     )
     return _finish(record, out)
 

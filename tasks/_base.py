@@ -45,6 +45,18 @@ class Task(ABC):
         """The data module (embedded data when ``data`` is None, else the real files at ``data``)
         and the model using ``variant``. Bad data must raise before training starts."""
 
+    def attention_examples(self, module: L.LightningModule, datamodule: L.LightningDataModule
+                           ) -> dict | None:
+        """A few test examples of the trained model's attention, for the report's pictures.
+
+        JSON-serialisable: ``{"kind": ..., "examples": [...]}`` where kind is ``alignment``
+        (``source``/``target`` tokens and ``weights`` [target][source]), ``pooling`` (``tokens``,
+        ``weights`` [token], ``label``, ``prediction``) or ``regions`` (``image`` [C][H][W] in 0..1,
+        ``grid`` [rows, cols], ``weights`` [step][rows * cols], ``text``, ``steps`` [labels]).
+        None when the task or the variant has no attention to show.
+        """
+        return None
+
     def applicable_variants(self) -> dict[str, list[str]]:
         """Every registered attention variant and baseline, with the reasons it does not apply."""
         import attention
