@@ -1,0 +1,140 @@
+"""The captioning LightningModule: cross-entropy + the doubly stochastic regulariser; BLEU and CIDEr-D.
+
+Loss (Xu et al. 2015, eq. 14): -sum_t log p(y_t) + lambda * sum_i (1 - sum_t alpha_ti)^2, the
+sum over t running over the caption's words (and <eos>), with lambda = ``doubly_stochastic``;
+it pushes the decoder to look at every region over the caption. It needs the attention weights,
+so with lambda > 0 only variants that return weights apply.
+
+Metrics (0-100 except CIDEr-D, which is on its usual 0-10 scale): corpus BLEU-1..4
+(``torchmetrics`` ``BLEUScore`` over our whitespace tokens, all references) and CIDEr-D
+(``tasks.metrics``). Validation decodes greedily and logs ``val/bleu4`` (monitored) and
+``val/cider_d``; the test split is decoded with ``test_decode`` (greedy or beam) and logs
+``test/bleu1..4``, ``test/cider_d`` and, when the test split has held-out attribute
+combinations, the same BLEU-4 / CIDEr-D on the ``_novel`` and the ``_seen`` images.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics.text import BLEUScore
+
+from tasks._text import PAD_ID, Vocab
+from tasks.metrics import cider_d
+
+from .decoding import beam_search, greedy
+
+DECODERS = ("greedy", "beam")
+
+
+def bleu(hyps: list[str], refs: list[list[str]], n: int) -> float:
+    return 100.0 * float(BLEUScore(n_gram=n)(hyps, refs))
+
+
+def coverage_penalty(alphas: Tensor, tokens_out: Tensor) -> Tensor:
+    """sum_i (1 - sum_t alpha_ti)^2 over real (non-pad) steps, averaged over the batch."""
+    real = (tokens_out != PAD_ID).to(alphas.dtype).unsqueeze(-1)  # (B, T, 1)
+    return ((1.0 - (alphas * real).sum(1)) ** 2).sum(-1).mean()
+
+
+class CaptionModule(L.LightningModule):
+    def __init__(self, *, model: nn.Module, vocab: Vocab, lr: float, weight_decay: float,
+                 doubly_stochastic: float, test_decode: str, beam_size: int, length_penalty: float,
+                 max_caption_len: int) -> None:
+        super().__init__()
+        if test_decode not in DECODERS:
+            raise ValueError(f"test_decode must be one of {list(DECODERS)}, got {test_decode!r}")
+        if doubly_stochastic < 0:
+            raise ValueError(f"doubly_stochastic must be >= 0, got {doubly_stochastic!r}")
+        self.model, self.vocab = model, vocab
+        self.lr, self.weight_decay, self.lam = lr, weight_decay, float(doubly_stochastic)
+        self.test_decode, self.beam_size, self.length_penalty = test_decode, beam_size, length_penalty
+        self.max_caption_len = max_caption_len
+        self._outputs: list[tuple[str, list[str], bool]] = []
+
+    def samples_in(self, batch: dict) -> int:
+        return int(batch["tokens_in"].shape[0])
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        regularise = self.lam > 0 and self.model.attend is not None
+        logits, alphas = self.model(batch["images"], batch["image_row"], batch["tokens_in"],
+                                    need_weights=regularise)
+        loss = F.cross_entropy(logits.flatten(0, 1), batch["tokens_out"].flatten(), ignore_index=PAD_ID)
+        if regularise:
+            penalty = coverage_penalty(alphas, batch["tokens_out"])
+            self.log("train/coverage", penalty, batch_size=self.samples_in(batch))
+            loss = loss + self.lam * penalty
+        self.log("train/loss", loss, batch_size=self.samples_in(batch), prog_bar=True)
+        return loss
+
+    def caption(self, images: Tensor, method: str = "greedy") -> list[list[str]]:
+        """Decode captions (tokens, without <eos>) for a stack of images."""
+        memory = self.model.encode(images, torch.arange(images.shape[0], device=images.device))
+        if method == "beam":
+            ids = beam_search(self.model, memory, self.max_caption_len + 1, beam_size=self.beam_size,
+                              length_penalty=self.length_penalty)
+        else:
+            ids, _ = greedy(self.model, memory, self.max_caption_len + 1)
+        return [self.vocab.decode(row) for row in ids.tolist()]
+
+    def _evaluate(self, batch: dict, method: str) -> None:
+        hyps = [" ".join(t) for t in self.caption(batch["images"], method)]
+        self._outputs += zip(hyps, batch["refs"], batch["novel"], strict=True)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "greedy")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, self.test_decode)
+
+    def _scores(self, outputs: list, stage: str, suffix: str = "", orders: tuple[int, ...] = (4,)) -> None:
+        if not outputs:
+            return
+        hyps, refs = [o[0] for o in outputs], [o[1] for o in outputs]
+        for n in orders:
+            self.log(f"{stage}/bleu{n}{suffix}", bleu(hyps, refs, n))
+        self.log(f"{stage}/cider_d{suffix}", cider_d(hyps, refs))
+
+    def on_validation_epoch_end(self) -> None:
+        outputs, self._outputs = self._outputs, []
+        self._scores(outputs, "val")
+
+    def on_test_epoch_end(self) -> None:
+        outputs, self._outputs = self._outputs, []
+        self._scores(outputs, "test", orders=(1, 2, 3, 4))
+        novel = [o for o in outputs if o[2]]
+        if novel:
+            self._scores(novel, "test", "_novel")
+            self._scores([o for o in outputs if not o[2]], "test", "_seen")
+
+    @torch.no_grad()
+    def attention_maps(self, batch: dict) -> dict:
+        """Where the decoder looked for each word of its own greedy caption, for overlays.
+
+        Returns ``weights`` (B, T, grid, grid) (step t: the region weights used to emit word t;
+        steps after <eos> are zero), the ``captions`` (token lists) and ``image_index``. ``none``
+        has no attention (ValueError); a variant that does not form weights raises
+        ``attention.NotSupportedError``.
+        """
+        if self.model.attend is None:
+            raise ValueError("variant 'none' has no attention maps (it reads the mean-pooled image)")
+        was_training = self.training
+        self.eval()
+        try:
+            images = batch["images"].to(self.device)
+            memory = self.model.encode(images, torch.arange(images.shape[0], device=self.device))
+            ids, weights = greedy(self.model, memory, self.max_caption_len + 1, need_weights=True)
+        finally:
+            self.train(was_training)
+        captions = [self.vocab.decode(row) for row in ids.tolist()]
+        done = torch.cumsum((ids == PAD_ID).long(), 1) > 0  # pad steps come after <eos>
+        weights = weights.masked_fill(done.unsqueeze(-1), 0.0)
+        grid = self.model.encoder.grid
+        # One row per distinct image of the batch (a training batch repeats images per caption).
+        return {"weights": weights.view(*weights.shape[:2], grid, grid).cpu(), "captions": captions,
+                "image_index": torch.unique(batch["image_index"]).cpu()}
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)

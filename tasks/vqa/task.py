@@ -1,0 +1,82 @@
+"""The VQA task for the runner: which variants apply, and building data and model."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import lightning as L
+
+import attention
+from tasks._base import Task
+from tasks._text import AttentionUse, dense_variant_reasons, run_device
+
+from .data import build_data
+from .model import VQAModel
+from .module import VQAModule
+
+EXAMPLE_TYPES = ("shape", "nearest", "farthest", "count")  # one test question of each, when present
+
+
+def forms_weights(variant: str) -> bool:
+    return variant in attention.REGISTRY and attention.REGISTRY[variant].capabilities.weights
+
+
+class VQATask(Task):
+    name = "vqa"
+    monitor = "val/acc"
+    monitor_mode = "max"
+    baselines: ClassVar[tuple[str, ...]] = ("none",)
+
+    def variant_reasons(self, variant: str, config: dict | None = None) -> list[str]:
+        """Reasons from the variant's capabilities for the configured model (``quick`` by default).
+
+        Training only needs the attended vectors; ``attention_maps`` additionally asks for the
+        weights and raises for a variant that cannot form them.
+        """
+        config = config or self.config("quick")
+        grid = config["model"]["encoder"]["grid"]
+        use = AttentionUse("question-guided attention over the regions", lq=1, lk=grid * grid,
+                           key_padding=False, causal=False)
+        return dense_variant_reasons(variant, [use], device=run_device(config["trainer"]),
+                                     baselines=self.baselines)
+
+    def build(self, config: dict, variant: str, data: str | None, seed: int
+              ) -> tuple[L.LightningDataModule, L.LightningModule]:
+        reasons = self.variant_reasons(variant, config)
+        if reasons:
+            raise ValueError(f"vqa cannot use variant {variant!r}: {'; '.join(reasons)}")
+        cfg, optim = config["model"], config["optim"]
+        kwargs = cfg.get("variant_kwargs") or {}
+        unknown = set(kwargs) - set(attention.VARIANTS)
+        if unknown:
+            raise ValueError(f"model.variant_kwargs names unknown variants {sorted(unknown)}")
+        datamodule = build_data(config["data"], data, seed)
+        model = VQAModel(vocab=len(datamodule.vocab), num_answers=len(datamodule.answer_list),
+                         variant=variant, variant_kwargs=kwargs.get(variant), hops=cfg["hops"],
+                         dim=cfg["dim"], emb_dim=cfg["emb_dim"], hidden=cfg["hidden"],
+                         question_encoder=cfg["question_encoder"], dropout=cfg["dropout"],
+                         encoder=cfg["encoder"])
+        module = VQAModule(model=model, answer_list=datamodule.answer_list, lr=optim["lr"],
+                           weight_decay=optim["weight_decay"])
+        return datamodule, module
+
+    def attention_examples(self, module: L.LightningModule, datamodule: L.LightningDataModule
+                           ) -> dict | None:
+        """Each hop's weights over the image grid for a few test questions (one per type)."""
+        if not forms_weights(module.model.variant):
+            return None
+        test = datamodule.sets["test"]
+        kinds = [test.qa.types[k] for k in test.keep]
+        chosen = [kinds.index(t) for t in EXAMPLE_TYPES if t in kinds] or list(range(min(3, len(test))))
+        batch = test.collate(chosen)
+        maps = module.attention_maps(batch)
+        grid = maps["weights"].shape[-1]
+        examples = []
+        for row, i in enumerate(chosen):
+            q = test.keep[i]
+            image = test.qa.images[test.qa.image_index[q]].float() / 255.0
+            text = f"{test.qa.questions[q]} -> {maps['answers'][row]} (truth: {test.qa.answers[q][0]})"
+            examples.append({"image": image.tolist(), "grid": [grid, grid], "text": text,
+                             "weights": maps["weights"][row].flatten(1).tolist(),
+                             "steps": [f"hop {h + 1}" for h in range(maps["weights"].shape[1])]})
+        return {"kind": "regions", "examples": examples}
