@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import importlib
 
-TASK_MODULES: dict[str, str] = {}
+TASK_MODULES: dict[str, str] = {
+    "graph": "tasks.graph",
+    "translation": "tasks.translation",
+    "sentiment": "tasks.sentiment",
+    "vqa": "tasks.vqa",
+    "captioning": "tasks.captioning",
+}
 
 
 def get_task(name: str):

@@ -1,0 +1,245 @@
+"""Text utilities shared by the text tasks (translation, sentiment).
+
+- ``tokenize``: a word-level tokenizer (lower-cased words, numbers and single punctuation marks);
+  ``detokenize`` joins tokens with spaces (BLEU then re-tokenises with sacreBLEU's 13a rules).
+- ``Vocab``: built from the training split only; ids 0..3 are ``<pad> <unk> <bos> <eos>``.
+- ``read_lines``: one item per line, errors name the file and the line number.
+- ``pad``, ``LengthBatchSampler``: padding and length-bucketed batches (less padding per batch).
+- ``cached_json``: the embedded-data cache under ``~/.cache/attnbench/<task>/``, keyed by the
+  generator parameters and written atomically.
+- ``dense_variant_reasons``: why a dense attention variant cannot serve a task's uses, from the
+  variant's declared capabilities (never a hard-coded list); ``forms_weights`` and
+  ``run_device`` read the same capability data and config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
+SPECIALS = (PAD, UNK, BOS, EOS)
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(4)
+
+# A word (letters/digits, with inner apostrophes or hyphens kept: "don't", "well-made"), or any
+# other single non-space character (punctuation is a token of its own).
+_TOKEN = re.compile(r"[^\W_]+(?:['\-][^\W_]+)*|[^\w\s]|_", re.UNICODE)
+
+
+def tokenize(text: str, *, lowercase: bool = True) -> list[str]:
+    """Split ``text`` into word and punctuation tokens: "Great, isn't it?" -> great , isn't it ?"""
+    return _TOKEN.findall(text.lower() if lowercase else text)
+
+
+def detokenize(tokens: Iterable[str]) -> str:
+    return " ".join(tokens)
+
+
+class Vocab:
+    """Token <-> id mapping; specials first, then tokens by decreasing count (ties: alphabetical)."""
+
+    def __init__(self, tokens: Sequence[str]) -> None:
+        if tuple(tokens[:len(SPECIALS)]) != SPECIALS:
+            raise ValueError(f"a vocabulary must start with the specials {SPECIALS}, got {tuple(tokens[:4])}")
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("vocabulary tokens must be unique")
+        self.itos = list(tokens)
+        self.stoi = {tok: i for i, tok in enumerate(self.itos)}
+
+    @classmethod
+    def build(cls, sentences: Iterable[Sequence[str]], *, min_freq: int = 1,
+              max_size: int | None = None) -> Vocab:
+        """From tokenised training sentences: tokens seen at least ``min_freq`` times, at most
+        ``max_size`` of them (None: no limit)."""
+        if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
+            raise ValueError(f"min_freq must be an integer >= 1, got {min_freq!r}")
+        if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int)
+                                     or max_size < 1):
+            raise ValueError(f"max_size must be a positive integer or None, got {max_size!r}")
+        counts = Counter(tok for sentence in sentences for tok in sentence)
+        ranked = sorted((tok for tok, n in counts.items() if n >= min_freq and tok not in SPECIALS),
+                        key=lambda tok: (-counts[tok], tok))
+        return cls([*SPECIALS, *ranked[:max_size]])
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, tokens: Iterable[str]) -> list[int]:
+        return [self.stoi.get(tok, UNK_ID) for tok in tokens]
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        """Tokens of ``ids`` up to the first ``<eos>``, without ``<pad>``/``<bos>``."""
+        out = []
+        for i in ids:
+            if i == EOS_ID:
+                break
+            if i not in (PAD_ID, BOS_ID):
+                out.append(self.itos[i])
+        return out
+
+
+def read_lines(path: str | Path, *, what: str = "one sentence per line") -> list[str]:
+    """The lines of a UTF-8 text file (without line ends); an empty or undecodable line raises
+    ValueError naming the file and the 1-based line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: file not found (expected {what})")
+    lines = []
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{path}:{number}: not UTF-8 text ({err.reason})") from err
+            if not line.strip():
+                raise ValueError(f"{path}:{number}: empty line (expected {what})")
+            lines.append(line)
+    if not lines:
+        raise ValueError(f"{path}: the file is empty (expected {what})")
+    return lines
+
+
+def pad(sequences: Sequence[Sequence[int]], *, pad_id: int = PAD_ID) -> Tensor:
+    """Right-pad id lists to one (B, L) LongTensor (L = longest)."""
+    longest = max((len(s) for s in sequences), default=0)
+    out = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        out[row, :len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+    return out
+
+
+class LengthBatchSampler(torch.utils.data.Sampler):
+    """Batches of similar lengths: shuffle, sort within pools of ``pool`` batches, shuffle batches.
+
+    Deterministic: epoch e uses ``torch.Generator().manual_seed(seed + e)``. With
+    ``shuffle=False`` the batches follow the dataset order (evaluation).
+    """
+
+    def __init__(self, lengths: Sequence[int], *, batch_size: int, shuffle: bool, seed: int,
+                 pool: int = 32) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.lengths = list(lengths)
+        self.batch_size, self.shuffle, self.seed, self.pool = batch_size, shuffle, seed, pool
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        n, size = len(self.lengths), self.batch_size
+        if not self.shuffle:
+            yield from (list(range(i, min(i + size, n))) for i in range(0, n, size))
+            return
+        gen = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        order = torch.randperm(n, generator=gen).tolist()
+        span = size * self.pool
+        batches = []
+        for start in range(0, n, span):
+            chunk = sorted(order[start:start + span], key=self.lengths.__getitem__)
+            batches += [chunk[i:i + size] for i in range(0, len(chunk), size)]
+        yield from (batches[i] for i in torch.randperm(len(batches), generator=gen).tolist())
+
+
+def cache_dir(task: str) -> Path:
+    """``$ATTNBENCH_CACHE/<task>`` if set, else ``~/.cache/attnbench/<task>``."""
+    root = os.environ.get("ATTNBENCH_CACHE") or Path.home() / ".cache" / "attnbench"
+    return Path(root) / task
+
+
+def cached_json(task: str, params: dict, generate: Callable[[], object]) -> object:
+    """``generate()`` once per distinct ``params``; later calls read the cached JSON file.
+
+    The file name is a hash of the parameters (sorted JSON); it is written to a temporary file
+    and renamed into place, so a concurrent reader never sees half a file.
+    """
+    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:20]
+    path = cache_dir(task) / f"{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())["data"]
+    data = generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"params": params, "data": data}, handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    # Return what a cache hit returns (JSON turns tuples into lists), so both paths agree.
+    return json.loads(path.read_text())["data"]
+
+
+class AttentionUse(NamedTuple):
+    """One place where a task calls a dense variant, described by what it asks of it."""
+
+    where: str  # e.g. "decoder self-attention"
+    lq: int
+    lk: int
+    key_padding: bool  # a boolean key-padding mask is passed
+    causal: bool
+    dropout_p: float = 0.0
+    need_weights: bool = False
+
+
+def dense_variant_reasons(variant: str, uses: Sequence[AttentionUse], *, device: str = "cpu",
+                          baselines: Sequence[str] = ("none",)) -> list[str]:
+    """Why ``variant`` cannot serve every use, from its declared capabilities ([] = it can)."""
+    import attention
+
+    if variant in baselines:
+        return []
+    if variant not in attention.REGISTRY:
+        return [f"unknown variant {variant!r} (valid: {', '.join((*baselines, *attention.VARIANTS))})"]
+    cls = attention.REGISTRY[variant]
+    if not issubclass(cls, attention.DenseAttention):
+        return [f"{variant} is graph attention (node features and an edge list); this task attends "
+                "over token sequences and needs a dense variant"]
+    reasons = []
+    for use in uses:
+        # Tiny tensors on the run's device: the capability check reads devices, shapes and masks.
+        query = torch.zeros(1, 1, use.lq, 8, device=device)
+        key = torch.zeros(1, 1, use.lk, 8, device=device)
+        mask = torch.ones(1, 1, 1, use.lk, dtype=torch.bool, device=device) if use.key_padding else None
+        found = attention.capability_reasons(
+            variant, cls.capabilities, query, key, mask, is_causal=use.causal,
+            dropout_p=use.dropout_p, need_weights=use.need_weights)
+        reasons += [f"{use.where}: {r}" for r in found]
+    return reasons
+
+
+def forms_weights(variant: str) -> bool:
+    """Whether ``variant`` is a registered attention variant that can return its weights."""
+    import attention
+
+    cls = attention.REGISTRY.get(variant)
+    return cls is not None and cls.capabilities.weights
+
+
+def spread(n: int, k: int) -> list[int]:
+    """``k`` indices spread evenly over range(n), first and last included (all of them if n <= k)."""
+    if n <= k:
+        return list(range(n))
+    return [round(i * (n - 1) / (k - 1)) for i in range(k)] if k > 1 else [0]
+
+
+def run_device(trainer: dict) -> str:
+    """The device type a Lightning Trainer built from the config's ``trainer`` section will use."""
+    accelerator = str(trainer.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda"):
+        return "cuda"
+    if accelerator == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return accelerator

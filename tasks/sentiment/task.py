@@ -1,0 +1,92 @@
+"""The sentiment task for the runner: which variants apply, and building data and model."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import lightning as L
+
+import attention
+from tasks._base import Task
+from tasks._text import AttentionUse, dense_variant_reasons, forms_weights, run_device, spread
+
+from .data import build_data, collate
+from .model import ENCODERS, SentimentModel
+from .module import SentimentModule
+
+EXAMPLES = 3  # test reviews in a run's attention file
+
+
+def attention_uses(model_cfg: dict, variant: str) -> list[tuple[str, list[AttentionUse]]]:
+    """(variant, its uses): the pooling query over the tokens, and the Transformer's self-attention."""
+    p = float(model_cfg["attn_dropout"])
+    uses = []
+    if variant != "none":
+        uses.append((variant, [AttentionUse("attention pooling", lq=1, lk=3, key_padding=True, causal=False,
+                                            dropout_p=p)]))
+    if model_cfg["encoder"] == "transformer":
+        self_attn = model_cfg.get("encoder_variant") or variant
+        uses.append((self_attn, [AttentionUse("encoder self-attention", 3, 3, key_padding=True, causal=False,
+                                              dropout_p=p)]))
+    return uses
+
+
+class SentimentTask(Task):
+    name = "sentiment"
+    monitor = "val/acc"
+    monitor_mode = "max"
+    baselines: ClassVar[tuple[str, ...]] = ("none",)
+
+    def variant_reasons(self, variant: str, config: dict | None = None) -> list[str]:
+        """Reasons for the configured encoder (the ``quick`` preset when no config is given)."""
+        config = config or self.config("quick")
+        model_cfg = config["model"]
+        if model_cfg["encoder"] not in ENCODERS:
+            return [f"model.encoder must be one of {list(ENCODERS)}, got {model_cfg['encoder']!r}"]
+        if variant != "none" and variant not in attention.REGISTRY:
+            return dense_variant_reasons(variant, [], baselines=self.baselines)
+        reasons = []
+        for name, uses in attention_uses(model_cfg, variant):
+            if name == "none":
+                reasons.append("the transformer encoder needs a self-attention variant: set "
+                               "model.encoder_variant to use the 'none' pooling baseline")
+            else:
+                reasons += dense_variant_reasons(name, uses, device=run_device(config["trainer"]),
+                                                 baselines=self.baselines)
+        return reasons
+
+    def build(self, config: dict, variant: str, data: str | None, seed: int
+              ) -> tuple[L.LightningDataModule, L.LightningModule]:
+        reasons = self.variant_reasons(variant, config)
+        if reasons:
+            raise ValueError(f"sentiment cannot use variant {variant!r}: {'; '.join(reasons)}")
+        cfg, optim = config["model"], config["optim"]
+        kwargs = cfg.get("variant_kwargs") or {}
+        unknown = set(kwargs) - set(attention.VARIANTS)
+        if unknown:
+            raise ValueError(f"model.variant_kwargs names unknown variants {sorted(unknown)}")
+        datamodule = build_data(config["data"], data, seed, cls_token=cfg["encoder"] == "transformer")
+        self_attn = cfg.get("encoder_variant") or variant
+        model = SentimentModel(
+            vocab=len(datamodule.vocab), num_classes=config["data"]["num_classes"], encoder=cfg["encoder"],
+            emb_dim=cfg["emb_dim"], hidden=cfg["hidden"], layers=cfg["layers"], heads=cfg["heads"],
+            ff_dim=cfg["ff_dim"], dropout=cfg["dropout"], attn_dropout=cfg["attn_dropout"], variant=variant,
+            variant_kwargs=kwargs.get(variant), encoder_variant=cfg.get("encoder_variant"),
+            encoder_kwargs=kwargs.get(self_attn), max_len=datamodule.max_len)
+        module = SentimentModule(model=model, vocab=datamodule.vocab,
+                                 num_classes=config["data"]["num_classes"], variant=variant, lr=optim["lr"],
+                                 weight_decay=optim["weight_decay"])
+        return datamodule, module
+
+    def attention_examples(self, module: L.LightningModule, datamodule: L.LightningDataModule
+                           ) -> dict | None:
+        """Pooling weights over the words of a few test reviews, with label and prediction."""
+        if not forms_weights(module.variant):
+            return None
+        test = datamodule.sets["test"]
+        batch = collate([test[i] for i in spread(len(test), EXAMPLES)])
+        maps = module.attention_weights(batch)
+        return {"kind": "pooling", "examples": [
+            {"tokens": tokens, "weights": maps["weights"][row, :len(tokens)].tolist(),
+             "label": int(batch["label"][row]), "prediction": maps["prediction"][row]}
+            for row, tokens in enumerate(maps["tokens"])]}

@@ -1,0 +1,97 @@
+"""The translation task for the runner: which variants apply, and building data and model."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import lightning as L
+
+import attention
+from tasks._base import Task
+from tasks._text import AttentionUse, dense_variant_reasons, forms_weights, run_device, spread
+
+from .data import TranslationData, build_data, collate
+from .module import TranslationModule
+from .rnn import RNNSeq2Seq
+from .transformer import TransformerSeq2Seq
+
+FAMILIES = ("rnn", "transformer")
+EXAMPLES = 3  # test sentences in a run's attention file: the shortest, a middle one, the longest
+
+
+def attention_uses(model_cfg: dict) -> list[AttentionUse]:
+    """Where the configured model family calls the variant, and what it asks of it."""
+    if model_cfg["family"] == "rnn":
+        return [AttentionUse("decoder attention over the source", lq=2, lk=3, key_padding=True, causal=False)]
+    p = float(model_cfg["attn_dropout"])
+    return [AttentionUse("encoder self-attention", 3, 3, key_padding=True, causal=False, dropout_p=p),
+            AttentionUse("decoder self-attention", 3, 3, key_padding=False, causal=True, dropout_p=p),
+            AttentionUse("decoder cross-attention", 2, 3, key_padding=True, causal=False, dropout_p=p)]
+
+
+def build_model(cfg: dict, variant: str, data: TranslationData) -> RNNSeq2Seq | TransformerSeq2Seq:
+    """The configured family (``model`` section) with ``variant``, sized to the data's vocabularies."""
+    kwargs = dict((cfg.get("variant_kwargs") or {}).get(variant) or {})
+    common = {"src_vocab": len(data.src_vocab), "tgt_vocab": len(data.tgt_vocab), "dropout": cfg["dropout"],
+              "variant": variant, "variant_kwargs": kwargs}
+    if cfg["family"] == "rnn":
+        steps = int(data.max_src_len * cfg["max_len_ratio"]) + cfg["max_len_extra"]  # longest decode
+        return RNNSeq2Seq(emb_dim=cfg["emb_dim"], hidden=cfg["hidden"], cell=cfg["cell"],
+                          layers=cfg["layers"], max_len=data.max_src_len, max_steps=steps, **common)
+    return TransformerSeq2Seq(dim=cfg["hidden"], heads=cfg["heads"], layers=cfg["layers"],
+                              ff_dim=cfg["ff_dim"], attn_dropout=cfg["attn_dropout"],
+                              max_src_len=data.max_src_len, max_tgt_len=data.max_tgt_len, **common)
+
+
+class TranslationTask(Task):
+    name = "translation"
+    monitor = "val/bleu"
+    monitor_mode = "max"
+    baselines: ClassVar[tuple[str, ...]] = ("none",)
+
+    def variant_reasons(self, variant: str, config: dict | None = None) -> list[str]:
+        """Reasons for the configured model family (the ``quick`` preset when no config is given)."""
+        config = config or self.config("quick")
+        family = config["model"]["family"]
+        if family not in FAMILIES:
+            return [f"model.family must be one of {list(FAMILIES)}, got {family!r}"]
+        if variant == "none" and family != "rnn":
+            return ["'none' is the RNN family's no-attention baseline (a fixed context from the encoder's "
+                    "final state); a Transformer cannot run without attention"]
+        return dense_variant_reasons(variant, attention_uses(config["model"]),
+                                     device=run_device(config["trainer"]), baselines=self.baselines)
+
+    def build(self, config: dict, variant: str, data: str | None, seed: int
+              ) -> tuple[L.LightningDataModule, L.LightningModule]:
+        reasons = self.variant_reasons(variant, config)
+        if reasons:
+            raise ValueError(f"translation cannot use variant {variant!r}: {'; '.join(reasons)}")
+        model_cfg, optim = config["model"], config["optim"]
+        unknown = set(model_cfg.get("variant_kwargs") or {}) - set(attention.VARIANTS)
+        if unknown:
+            raise ValueError(f"model.variant_kwargs names unknown variants {sorted(unknown)}")
+        datamodule = build_data(config["data"], data, seed)
+        module = TranslationModule(
+            model=build_model(model_cfg, variant, datamodule), src_vocab=datamodule.src_vocab,
+            tgt_vocab=datamodule.tgt_vocab, variant=variant, lr=optim["lr"],
+            weight_decay=optim["weight_decay"],
+            label_smoothing=optim["label_smoothing"], bucket_edges=config["data"]["length_buckets"],
+            test_decode=model_cfg["test_decode"], beam_size=model_cfg["beam_size"],
+            length_penalty=model_cfg["length_penalty"], max_len_ratio=model_cfg["max_len_ratio"],
+            max_len_extra=model_cfg["max_len_extra"])
+        return datamodule, module
+
+    def attention_examples(self, module: L.LightningModule, datamodule: L.LightningDataModule
+                           ) -> dict | None:
+        """Alignments of the model's greedy translations of test sentences of rising length."""
+        if not forms_weights(module.variant):
+            return None
+        test = datamodule.sets["test"]  # sorted by source length
+        batch = collate([test[i] for i in spread(len(test), EXAMPLES)])
+        maps = module.attention_weights(batch)
+        examples = []
+        for row, (source, target) in enumerate(zip(maps["source"], maps["target"], strict=True)):
+            weights = maps["weights"][row, :len(target), :len(source)]  # rows: the produced tokens
+            examples.append({"source": source, "target": target, "weights": weights.tolist(),
+                             "reference": batch["refs"][row]})
+        return {"kind": "alignment", "examples": examples}

@@ -1,0 +1,244 @@
+"""Sentiment task: generated reviews, UCI and SST-2 loaders, models, variant checks, one end-to-end run."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+import attention
+from bench.train import train_and_test
+from tasks._text import UNK_ID, pad
+from tasks.sentiment import TASK
+from tasks.sentiment.data import (
+    SentimentData,
+    build_data,
+    collate,
+    read_labelled,
+    real_rows,
+    stratified_split,
+)
+from tasks.sentiment.model import SentimentModel
+from tasks.sentiment.synthetic import NEGATIVE, POSITIVE, VERDICT, ReviewSpec, generate_reviews, review
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "uci-sentiment"
+SMALL = ReviewSpec(seed=3, n_train=60, n_val=10, n_test=10, min_sentences=1, max_sentences=3)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ATTNBENCH_CACHE", str(tmp_path / "cache"))
+
+
+def data_cfg(**changes) -> dict:
+    cfg = TASK.config("quick")["data"]
+    cfg.update(n_train=60, n_val=10, n_test=10, min_sentences=1, max_sentences=3, batch_size=8, **changes)
+    return cfg
+
+
+def test_generation_is_deterministic_and_balanced() -> None:
+    first = generate_reviews(SMALL)
+    assert first == generate_reviews(SMALL)
+    assert generate_reviews(ReviewSpec(**{**SMALL.__dict__, "seed": 4})) != first
+    assert [len(first[s]) for s in ("train", "val", "test")] == [60, 10, 10]
+    big = generate_reviews(ReviewSpec(n_train=400, n_val=1, n_test=1))["train"]
+    assert 0.4 < sum(label for _, label in big) / len(big) < 0.6
+
+
+def test_the_verdict_and_its_negation_decide_the_label() -> None:
+    rng = random.Random(0)
+    spec = ReviewSpec(negation_rate=0.5)
+    openings = tuple(v.split("{")[0] for v in VERDICT)
+    negated_seen = 0
+    for _ in range(200):
+        text, label = review(rng, spec)
+        sentences = [s.strip() + " ." for s in text.split(" .") if s.strip()]
+        verdicts = [s for s in sentences if s.startswith(openings)]
+        assert len(verdicts) == 1
+        words = verdicts[0].split()
+        adjective = next(w for w in words if w in POSITIVE + NEGATIVE)
+        negated = "not" in words or "never" in words
+        negated_seen += negated
+        assert label == int((adjective in POSITIVE) != negated)
+    assert 50 < negated_seen < 150
+
+
+def test_embedded_data_is_cached(tmp_path) -> None:
+    first = build_data(data_cfg(), None, seed=0, cls_token=False)
+    second = build_data(data_cfg(), None, seed=0, cls_token=False)
+    assert first.sets["test"].ids == second.sets["test"].ids
+    assert list((tmp_path / "cache" / "sentiment").glob("*.json"))
+    with_cls = build_data(data_cfg(), None, seed=0, cls_token=True)
+    assert with_cls.sets["test"].ids[0][1:] == first.sets["test"].ids[0]
+
+
+def test_uci_and_sst2_files_are_read(tmp_path) -> None:
+    uci = tmp_path / "uci.txt"
+    uci.write_text('He said "great" .\t1\nSo bad.  \t0\n')  # quotes are plain text (QUOTE_NONE)
+    assert read_labelled(uci, 2) == [('He said "great" .', 1), ("So bad.  ", 0)]
+    sst = tmp_path / "train.tsv"
+    sst.write_text("label\tsentence\n0\tdull\n1\tfun\n")
+    assert read_labelled(sst, 2) == [("dull", 0), ("fun", 1)]
+
+
+@pytest.mark.parametrize("text, match", [
+    ("fine\t1\nno label here\n", r"bad\.txt:2: expected 2 tab-separated fields"),
+    ("fine\t1\nbad\t2\n", r"bad\.txt:2: label '2' is not in the label set \[0, 1\]"),
+    ("fine\t1\n\nok\t0\n", r"bad\.txt:2: empty line"),
+    ("fine\tx\n", r"bad\.txt:1: label 'x'"),
+    ("sentence\tlabel\nok\t1\textra\n", r"bad\.txt:2: expected 2 tab-separated fields"),
+    ("sentence\tlabel\n", r"no labelled sentences"),
+    ("\t1\n", r"bad\.txt:1: empty sentence"),
+])
+def test_bad_files_name_file_and_line(tmp_path, text: str, match: str) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        read_labelled(path, 2)
+
+
+def test_stratified_split_keeps_the_label_mix() -> None:
+    rows = [(f"s{i}", int(i % 4 == 0)) for i in range(200)]  # 25% positive
+    train, val, test = stratified_split(rows, (0.8, 0.1, 0.1), seed=1)
+    assert (len(train), len(val), len(test)) == (160, 20, 20)
+    assert [sum(y for _, y in part) for part in (train, val, test)] == [40, 5, 5]
+    assert sorted(train + val + test) == sorted(rows)
+    assert stratified_split(rows, (0.8, 0.1, 0.1), seed=1) == [train, val, test]
+    assert stratified_split(rows, (0.8, 0.1, 0.1), seed=2) != [train, val, test]
+
+
+def write_uci(path: Path, n: int, offset: int = 0) -> Path:
+    path.write_text("".join(f"review number {i} is {'good' if i % 2 else 'bad'}\t{i % 2}\n"
+                            for i in range(offset, offset + n)))
+    return path
+
+
+def test_real_data_interfaces(tmp_path) -> None:
+    a, b = write_uci(tmp_path / "a.txt", 20), write_uci(tmp_path / "b.txt", 20, offset=20)
+    cfg = data_cfg(val_fraction=0.2, test_fraction=0.2)
+    pooled = real_rows(f"{a},{b}", cfg, seed=0)
+    assert [len(pooled[s]) for s in ("train", "val", "test")] == [24, 8, 8]
+    assert real_rows(str(tmp_path), {**cfg, "files": ["a.txt", "b.txt"]}, seed=0) == pooled
+    assert len(real_rows(str(a), cfg, seed=0)["train"]) == 12
+    with pytest.raises(ValueError, match="data.files"):
+        real_rows(str(tmp_path), cfg, seed=0)
+    sst = tmp_path / "sst"
+    sst.mkdir()
+    (sst / "train.tsv").write_text("sentence\tlabel\n" + "".join(f"w{i}\t{i % 2}\n" for i in range(10)))
+    (sst / "dev.tsv").write_text("sentence\tlabel\nw1 new\t1\n")
+    splits = real_rows(str(sst), cfg, seed=0)
+    assert (len(splits["train"]), len(splits["val"]), splits["test"]) == (8, 2, [("w1 new", 1)])
+    data = SentimentData(rows=splits, batch_size=4, eval_batch_size=4, min_freq=1, max_vocab=None,
+                         max_tokens=5, cls_token=False, seed=0)
+    assert data.sets["test"].ids[0] == [data.vocab.stoi["w1"], UNK_ID]  # vocabulary from train only
+    with pytest.raises(ValueError, match="no such file or folder"):
+        real_rows(str(tmp_path / "missing.txt"), cfg, seed=0)
+
+
+def test_an_empty_split_is_refused(tmp_path) -> None:
+    path = write_uci(tmp_path / "few.txt", 4)
+    with pytest.raises(ValueError, match="split is empty"):
+        build_data(data_cfg(val_fraction=0.1, test_fraction=0.1), str(path), seed=0, cls_token=False)
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"the shared UCI sentiment files are absent ({SHARED})")
+def test_shared_uci_files_load() -> None:
+    cfg = data_cfg(files=["amazon_cells_labelled.txt", "yelp_labelled.txt", "imdb_labelled.txt"])
+    rows = real_rows(str(SHARED), cfg, seed=0)
+    assert sum(len(r) for r in rows.values()) == 3000
+    assert sum(y for _, y in rows["test"]) == len(rows["test"]) // 2  # stratified: balanced like the source
+    data = build_data(cfg, str(SHARED), seed=0, cls_token=False)
+    assert len(data.vocab) > 1000
+
+
+def model(encoder: str, variant: str, **kwargs) -> SentimentModel:
+    return SentimentModel(vocab=20, num_classes=2, encoder=encoder, emb_dim=8, hidden=16, layers=1, heads=2,
+                          ff_dim=16, dropout=0.0, attn_dropout=0.0, variant=variant, variant_kwargs=kwargs,
+                          encoder_variant=kwargs.pop("encoder_variant", None), max_len=6)
+
+
+@pytest.mark.parametrize("encoder, variant", [
+    ("lstm", "none"), ("lstm", "additive"), ("lstm", "uniform"), ("lstm", "linformer"), ("lstm", "hard"),
+    ("lstm", "memory"), ("transformer", "sdpa"), ("transformer", "performer"), ("transformer", "luong"),
+])
+def test_forward_backward(encoder: str, variant: str) -> None:
+    torch.manual_seed(0)
+    net = model(encoder, variant)
+    ids = pad([[4, 5, 6, 7, 8, 9], [5, 6, 7]])
+    logits = net(ids)
+    assert logits.shape == (2, 2)
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1])).backward()
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+    net.eval()  # padding does not change a review's prediction
+    torch.testing.assert_close(net(ids)[1], net(ids[1:, :3])[0], atol=1e-5, rtol=1e-4)
+
+
+def test_variant_reasons() -> None:
+    assert TASK.variant_reasons("none") == [] and TASK.variant_reasons("uniform") == []
+    assert TASK.variant_reasons("linformer") == []
+    assert "graph attention" in TASK.variant_reasons("dot")[0]
+    cfg = TASK.config("quick")
+    cfg["model"]["attn_dropout"] = 0.1
+    assert any("dropout" in r for r in TASK.variant_reasons("linear", cfg))
+    cfg["model"].update(attn_dropout=0.0, encoder="transformer")
+    assert "encoder_variant" in TASK.variant_reasons("none", cfg)[0]
+    cfg["model"]["encoder_variant"] = "sdpa"
+    assert TASK.variant_reasons("none", cfg) == []
+    with pytest.raises(ValueError, match="unknown variants"):
+        TASK.build({**cfg, "model": {**cfg["model"], "variant_kwargs": {"nope": {}}}}, "sdpa", None, 0)
+
+
+def test_attention_weights_for_heatmaps() -> None:
+    cfg = TASK.config("quick")
+    cfg["data"].update(data_cfg())
+    cfg["model"].update(hidden=16, emb_dim=8)
+    data, module = TASK.build(cfg, "additive", None, 0)
+    batch = collate([data.sets["val"][i] for i in range(3)])
+    maps = module.attention_weights(batch)
+    real = batch["ids"] != 0
+    torch.testing.assert_close(maps["weights"].sum(-1), torch.ones(3))
+    assert (maps["weights"] * ~real).abs().max() == 0
+    assert [len(t) for t in maps["tokens"]] == real.sum(1).tolist()
+    _, sdpa = TASK.build(cfg, "sdpa", None, 0)
+    with pytest.raises(attention.NotSupportedError, match="need_weights"):
+        sdpa.attention_weights(batch)
+    _, none = TASK.build(cfg, "none", None, 0)
+    with pytest.raises(ValueError, match="no attention pooling"):
+        none.attention_weights(batch)
+
+
+def test_presets_share_their_keys() -> None:
+    quick, full = TASK.config("quick"), TASK.config("full")
+    for section in ("data", "model", "optim"):
+        assert set(quick[section]) == set(full[section]), section
+
+
+@pytest.mark.parametrize("data", [None, "uci"])
+def test_train_and_test_end_to_end(tmp_path, data: str | None) -> None:
+    path = str(write_uci(tmp_path / "uci.txt", 40)) if data else None
+    overrides = {"data.n_train": 40, "data.n_val": 10, "data.n_test": 10, "data.min_sentences": 1,
+                 "data.max_sentences": 2, "data.batch_size": 8, "data.val_fraction": 0.25,
+                 "data.test_fraction": 0.25, "model.hidden": 16, "model.emb_dim": 8, "trainer.max_epochs": 1}
+    record = train_and_test("sentiment", "additive", data=path, overrides=overrides,
+                            run_dir=str(tmp_path / "r"), progress=False)
+    assert record["status"] == "ok"
+    assert {"test/acc", "test/f1", "test/loss"} <= set(record["metrics"])
+    assert 0.0 <= record["metrics"]["test/acc"] <= 1.0
+    saved = json.loads(Path(record["attention_file"]).read_text())
+    assert saved["kind"] == "pooling" and len(saved["examples"]) == 3
+    for example in saved["examples"]:
+        assert len(example["weights"]) == len(example["tokens"])
+        assert sum(example["weights"]) == pytest.approx(1.0)
+        assert example["label"] in (0, 1) and example["prediction"] in (0, 1)
+
+
+def test_no_attention_examples_without_pooling_weights() -> None:
+    cfg = TASK.config("quick")
+    cfg["data"].update(data_cfg())
+    cfg["model"].update(hidden=16, emb_dim=8)
+    for variant in ("none", "sdpa"):
+        data, module = TASK.build(cfg, variant, None, 0)
+        assert TASK.attention_examples(module, data) is None
