@@ -161,6 +161,100 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from reports.report import write_report
+
+    console = Console()
+    files = write_report(args.records, args.out)
+    console.print(f"report written: {files.markdown} and {files.html} ({files.figures} figures)",
+                  highlight=False)
+    for problem in files.problems:
+        console.print(f"[red]attnbench report: {problem}[/]", highlight=False)
+    return 2 if files.problems else 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from reports.check import Tolerances, run_check
+
+    try:
+        tol = Tolerances(speed=args.speed_tol, memory=args.mem_tol, memory_floor_mib=args.mem_floor_mib,
+                         accuracy=args.acc_drop, alpha=args.alpha, train_speed=args.train_speed_tol)
+    except ValueError as err:
+        print(f"attnbench check: {err}", file=sys.stderr)
+        return 2
+    if not args.records:
+        print("attnbench check: give the records to check (files or folders)", file=sys.stderr)
+        return 2
+    result = run_check(args.baseline, args.records, tol)
+    print(result.markdown)
+    if args.summary:
+        Path(args.summary).write_text(result.markdown)
+    return result.exit_code
+
+
+def _cmd_baseline(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from reports.baseline import BaselineError, load, save, summarise, update
+    from reports.sources import collect
+
+    found = collect(args.records)
+    for problem in found.problems:
+        print(f"attnbench baseline: {problem}", file=sys.stderr)
+    if found.problems or found.empty:
+        print("attnbench baseline: nothing written (fix the inputs above)" if found.problems
+              else "attnbench baseline: no records in the inputs; nothing written", file=sys.stderr)
+        return 2
+    try:
+        summary = summarise(found, args.reference, args.train_reference)
+        data = update(load(args.out) if Path(args.out).exists() else None, summary)
+    except BaselineError as err:
+        print(f"attnbench baseline: {err}", file=sys.stderr)
+        return 2
+    save(args.out, data)
+    for device, entry in summary.items():
+        print(f"{args.out}: {device}: {len(entry['micro'])} micro-benchmark configurations, "
+              f"{len(entry['runs'])} task/variant entries updated")
+    return 0
+
+
+def _add_report_commands(sub) -> None:
+    report = sub.add_parser("report", help="Markdown + HTML report from records (files or folders)")
+    report.add_argument("records", nargs="+", help="micro CSV files, JSON records, suite/sweep folders")
+    report.add_argument("-o", "--out", default="results/report", help="output folder (default %(default)s)")
+    report.set_defaults(func=_cmd_report)
+    check = sub.add_parser("check", help="regression gate: compare records with a baseline (exit 0/1/2)")
+    check.add_argument("records", nargs="*", help="micro CSV files, JSON records, suite folders")
+    check.add_argument("--baseline", required=True, help="baseline JSON (attnbench baseline)")
+    check.add_argument("--speed-tol", type=float, default=0.10,
+                       help="flag a time ratio to its same-run reference grown by more (%(default)s)")
+    check.add_argument("--mem-tol", type=float, default=0.10,
+                       help="flag peak memory grown by more than this fraction (%(default)s) ...")
+    check.add_argument("--mem-floor-mib", type=float, default=12.0,
+                       help="... and by at least this many MiB (%(default)s: CPU allocator granularity)")
+    check.add_argument("--acc-drop", type=float, default=0.01,
+                       help="flag a headline-metric drop larger than this, in metric units (%(default)s)")
+    check.add_argument("--alpha", type=float, default=0.10,
+                       help="with 2+ runs or seeds per side, a change must also be significant at this "
+                            "level (one-sided Welch's t-test; %(default)s)")
+    check.add_argument("--train-speed-tol", type=float,
+                       help="also judge training time per sample relative to the task's 'none' runs, "
+                            "flagging growth beyond this fraction (default: not judged, too noisy when "
+                            "runs do not share their moment)")
+    check.add_argument("--summary", help="also write the Markdown summary to this file")
+    check.set_defaults(func=_cmd_check)
+    baseline = sub.add_parser("baseline", help="write or update a baseline file from records")
+    baseline.add_argument("records", nargs="+", help="micro CSV files, JSON records, suite folders")
+    baseline.add_argument("-o", "--out", required=True, help="baseline JSON to create or update")
+    baseline.add_argument("--reference", default="reference", help="micro reference variant (reference)")
+    baseline.add_argument("--train-reference", default="none", help="training-speed reference variant (none)")
+    baseline.set_defaults(func=_cmd_baseline)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attnbench",
                                      description="Benchmark suite for attention mechanisms.")
@@ -210,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     micro.add_argument("--out", default="results/micro.csv", help="CSV the rows are appended to")
     micro.add_argument("--no-progress", action="store_true")
     micro.set_defaults(func=_cmd_micro)
+    _add_report_commands(sub)
     return parser
 
 

@@ -122,8 +122,8 @@ def _task_runs(path: Path, task_name: str, entry: dict, preset: str, seeds: list
     return runs
 
 
-def run_suite(suite: Suite, out: str | Path, *, console: Console | None = None, progress: bool = True
-              ) -> list[dict]:
+def run_suite(suite: Suite, out: str | Path, *, console: Console | None = None, progress: bool = True,
+              report: bool = True) -> list[dict]:
     """Run every run of ``suite`` that has no record under ``out`` yet; return all its records."""
     console = console or Console()
     out = Path(out)
@@ -147,6 +147,11 @@ def run_suite(suite: Suite, out: str | Path, *, console: Console | None = None, 
             bar.advance(task_id)
     records = [json.loads((records_dir / f"{run.key}.json").read_text()) for run in suite.runs]
     print_records(records, console)
+    if report:
+        from reports.report import write_report
+
+        files = write_report([out], out / "report")
+        console.print(f"report: {files.markdown} and {files.html}")
     return records
 
 

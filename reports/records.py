@@ -27,8 +27,6 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-import torch
-
 SCHEMA_VERSION = 1
 
 ENV_FIELDS = (
@@ -86,6 +84,8 @@ def _package_version(name: str) -> str:
 
 def environment(device: str = "cpu") -> dict[str, object]:
     """What a measurement depends on: library versions, device, CPU, threads, commit, time."""
+    import torch  # here, not at module level: readers of records (reports, the gate) need no torch
+
     cuda = torch.cuda.is_available()
     device_name = torch.cuda.get_device_name() if device.startswith("cuda") and cuda else "cpu"
     return {

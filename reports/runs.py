@@ -1,0 +1,126 @@
+"""Training-run records as a table, and their per-variant statistics over seeds.
+
+Runs are grouped by task and data (a report section), then by variant and configuration: runs of
+one variant with different configurations (say, two presets) are never averaged together; such
+variants get a short configuration tag. Of several records of the same (task, data, variant,
+configuration, seed), the newest is used and the others are counted as superseded.
+
+Metric direction: a metric whose name mentions loss, perplexity or error is lower-is-better,
+every other metric higher-is-better. A task's headline metric is the test counterpart of the
+metric its runs monitored (``val/acc`` -> ``test/acc``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .stats import Interval, WelchResult, mean_interval, welch_test
+
+BASELINE_VARIANT = "none"
+LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "wer", "cer", "mse", "mae")
+LATENCY_FIELD = "inference_latency_s"  # read when runs record it (see the report's notes)
+RUN_COLUMNS = ("task", "data", "variant", "seed", "status", "reason", "cfg", "params", "train_time_s",
+               "samples_per_s", "peak_mem_bytes", "mem_method", "monitor", LATENCY_FIELD, "attention_file",
+               "env_device", "env_timestamp", "_source", "_file")
+
+
+def metric_direction(name: str) -> str:
+    return "min" if any(word in name.lower() for word in LOWER_IS_BETTER) else "max"
+
+
+def config_tag(config: object) -> str:
+    """Six hex digits identifying a run's configuration (the seed is not part of it)."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:6]
+
+
+def runs_frame(runs: list[dict]) -> tuple[pd.DataFrame, int]:
+    """One row per run, metrics as ``metric:<name>`` columns, the newest record per seed; and how many
+    older records were superseded."""
+    rows = []
+    for record in runs:
+        row = {key: record.get(key) for key in RUN_COLUMNS if key != "cfg"}
+        row["cfg"] = config_tag(record.get("config"))
+        row["data"] = str(record.get("data") or "embedded")
+        row.update({f"metric:{k}": float(v) for k, v in (record.get("metrics") or {}).items()})
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS)) if not rows else pd.DataFrame(rows)
+    if frame.empty:
+        return frame, 0
+    frame = frame.sort_values("env_timestamp", na_position="first", kind="stable")
+    deduped = frame.drop_duplicates(["task", "data", "variant", "cfg", "seed"], keep="last")
+    return deduped.reset_index(drop=True), len(frame) - len(deduped)
+
+
+def metric_columns(frame: pd.DataFrame) -> list[str]:
+    return sorted(c for c in frame.columns if c.startswith("metric:") and frame[c].notna().any())
+
+
+def headline_metric(frame: pd.DataFrame) -> str | None:
+    """The monitored metric's test counterpart, else the first higher-is-better metric."""
+    metrics = metric_columns(frame)
+    monitors = frame["monitor"].dropna() if "monitor" in frame else pd.Series(dtype=str)
+    for monitor in monitors.unique():
+        candidate = "metric:test/" + str(monitor).split("/", 1)[-1]
+        if candidate in metrics:
+            return candidate
+    better = [m for m in metrics if metric_direction(m) == "max"]
+    return (better or metrics or [None])[0]
+
+
+def labels(frame: pd.DataFrame) -> pd.Series:
+    """The row label of each run: its variant, tagged with its configuration where a variant has several."""
+    several = frame.groupby("variant")["cfg"].transform("nunique") > 1
+    return frame["variant"].where(~several, frame["variant"] + " [cfg " + frame["cfg"] + "]")
+
+
+@dataclass
+class VariantStats:
+    label: str
+    variant: str
+    n: int
+    intervals: dict[str, Interval]
+    values: dict[str, list[float]]
+    params: float
+    samples_per_s: float
+    train_time_s: float
+    peak_mem_bytes: float
+    mem_method: str
+    latency_s: float
+
+
+def _mean(series: pd.Series) -> float:
+    values = pd.to_numeric(series, errors="coerce").dropna()
+    return float(values.mean()) if len(values) else math.nan
+
+
+def variant_stats(ok: pd.DataFrame) -> list[VariantStats]:
+    """Per label (variant and configuration) of one task section's successful runs."""
+    ok = ok.assign(label=labels(ok))
+    result = []
+    for label, group in ok.groupby("label", sort=True):
+        values = {m: group[m].dropna().tolist() for m in metric_columns(group)}
+        methods = sorted(set(group["mem_method"].dropna()))
+        result.append(VariantStats(
+            label=str(label), variant=str(group["variant"].iloc[0]), n=len(group),
+            intervals={m: mean_interval(v) for m, v in values.items() if v}, values=values,
+            params=_mean(group["params"]), samples_per_s=_mean(group["samples_per_s"]),
+            train_time_s=_mean(group["train_time_s"]),
+            peak_mem_bytes=float(pd.to_numeric(group["peak_mem_bytes"], errors="coerce").median()),
+            mem_method=", ".join(methods), latency_s=_mean(group[LATENCY_FIELD])))
+    return result
+
+
+def baseline_of(stats: list[VariantStats]) -> VariantStats | None:
+    """The task's no-attention baseline; of several configurations, the one with the most seeds."""
+    candidates = [s for s in stats if s.variant == BASELINE_VARIANT]
+    return max(candidates, key=lambda s: s.n) if candidates else None
+
+
+def compare(stats: VariantStats, baseline: VariantStats, metric: str) -> WelchResult | None:
+    return welch_test(stats.values.get(metric, []), baseline.values.get(metric, []))
