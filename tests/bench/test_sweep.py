@@ -8,20 +8,15 @@ import optuna
 import pytest
 import yaml
 
-import tasks
 from bench.suite import load_suite
 from bench.sweep import load_sweep, make_storage, requeue_dead_trials, run_sweep
 
-TOY_CONFIG = {"data": {"n": 120, "length": 5, "batch_size": 32}, "optim": {"lr": 0.05},
-              "trainer": {"max_epochs": 3}}
+from .conftest import register_toy
 
 
 @pytest.fixture
 def toy(monkeypatch: pytest.MonkeyPatch, tmp_path):
-    monkeypatch.setitem(tasks.TASK_MODULES, "toy", "tests.bench._toy_task")
-    config = tmp_path / "toy.yaml"
-    config.write_text(yaml.safe_dump(TOY_CONFIG))
-    return config
+    return register_toy(monkeypatch, tmp_path, max_epochs=3)
 
 
 def _sweep_file(tmp_path, config, **extra):
