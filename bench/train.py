@@ -86,7 +86,7 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
     run_id = run_id or new_run_id(f"{task_name}-{variant}-s{seed}")
     record = {"run_id": run_id, "task": task_name, "variant": variant, "seed": seed, "config": cfg,
               "data": data or "embedded"}
-    reasons = task.variant_reasons(variant)
+    reasons = task.variant_reasons(variant, cfg)  # refusals may depend on the run's config
     if reasons:
         record.update(status="unsupported", reason="; ".join(reasons), **environment())
         return _finish(record, out)

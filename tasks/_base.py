@@ -36,8 +36,9 @@ class Task(ABC):
     baselines: ClassVar[tuple[str, ...]] = ("none",)  # no-attention controls, selectable as variants
 
     @abstractmethod
-    def variant_reasons(self, variant: str) -> list[str]:
-        """Why ``variant`` cannot be used by this task (empty: it can)."""
+    def variant_reasons(self, variant: str, config: dict | None = None) -> list[str]:
+        """Why ``variant`` cannot be used by this task with ``config`` (default: the quick preset);
+        an empty list: it can."""
 
     @abstractmethod
     def build(self, config: dict, variant: str, data: str | None, seed: int
@@ -57,12 +58,26 @@ class Task(ABC):
         """
         return None
 
-    def applicable_variants(self) -> dict[str, list[str]]:
+    def applicable_variants(self, config: dict | None = None) -> dict[str, list[str]]:
         """Every registered attention variant and baseline, with the reasons it does not apply."""
         import attention
 
         names = (*self.baselines, *attention.VARIANTS)
-        return {name: self.variant_reasons(name) for name in names}
+        return {name: self.variant_reasons(name, config) for name in names}
+
+    def check_variant(self, variant: str, config: dict) -> dict:
+        """Raise (before any data or model is built) when ``variant`` cannot run with ``config``;
+        return the config's ``model.variant_kwargs`` mapping (variant -> constructor arguments)."""
+        import attention
+
+        reasons = self.variant_reasons(variant, config)
+        if reasons:
+            raise ValueError(f"{self.name} cannot use variant {variant!r}: {'; '.join(reasons)}")
+        kwargs = config["model"].get("variant_kwargs") or {}
+        unknown = set(kwargs) - set(attention.VARIANTS)
+        if unknown:
+            raise ValueError(f"model.variant_kwargs names unknown variants {sorted(unknown)}")
+        return kwargs
 
     def config(self, preset_or_path: str = "quick") -> dict:
         """A shipped preset (``quick``, ``full``) or a YAML file, checked for its sections."""

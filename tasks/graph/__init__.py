@@ -32,7 +32,7 @@ class GraphTask(Task):
     monitor = "val/acc"
     baselines: ClassVar[tuple[str, ...]] = BASELINES
 
-    def variant_reasons(self, variant: str) -> list[str]:
+    def variant_reasons(self, variant: str, config: dict | None = None) -> list[str]:
         if variant in self.baselines:
             return []
         if variant not in attention.REGISTRY:

@@ -57,14 +57,8 @@ class SentimentTask(Task):
 
     def build(self, config: dict, variant: str, data: str | None, seed: int
               ) -> tuple[L.LightningDataModule, L.LightningModule]:
-        reasons = self.variant_reasons(variant, config)
-        if reasons:
-            raise ValueError(f"sentiment cannot use variant {variant!r}: {'; '.join(reasons)}")
+        kwargs = self.check_variant(variant, config)
         cfg, optim = config["model"], config["optim"]
-        kwargs = cfg.get("variant_kwargs") or {}
-        unknown = set(kwargs) - set(attention.VARIANTS)
-        if unknown:
-            raise ValueError(f"model.variant_kwargs names unknown variants {sorted(unknown)}")
         datamodule = build_data(config["data"], data, seed, cls_token=cfg["encoder"] == "transformer")
         self_attn = cfg.get("encoder_variant") or variant
         model = SentimentModel(

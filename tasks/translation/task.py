@@ -6,7 +6,6 @@ from typing import ClassVar
 
 import lightning as L
 
-import attention
 from tasks._base import Task
 from tasks._text import AttentionUse, dense_variant_reasons, forms_weights, run_device, spread
 
@@ -63,13 +62,8 @@ class TranslationTask(Task):
 
     def build(self, config: dict, variant: str, data: str | None, seed: int
               ) -> tuple[L.LightningDataModule, L.LightningModule]:
-        reasons = self.variant_reasons(variant, config)
-        if reasons:
-            raise ValueError(f"translation cannot use variant {variant!r}: {'; '.join(reasons)}")
+        self.check_variant(variant, config)
         model_cfg, optim = config["model"], config["optim"]
-        unknown = set(model_cfg.get("variant_kwargs") or {}) - set(attention.VARIANTS)
-        if unknown:
-            raise ValueError(f"model.variant_kwargs names unknown variants {sorted(unknown)}")
         datamodule = build_data(config["data"], data, seed)
         module = TranslationModule(
             model=build_model(model_cfg, variant, datamodule), src_vocab=datamodule.src_vocab,

@@ -6,19 +6,14 @@ from typing import ClassVar
 
 import lightning as L
 
-import attention
 from tasks._base import Task
-from tasks._text import AttentionUse, dense_variant_reasons, run_device
+from tasks._text import AttentionUse, dense_variant_reasons, forms_weights, run_device
 
 from .data import build_data
 from .model import VQAModel
 from .module import VQAModule
 
 EXAMPLE_TYPES = ("shape", "nearest", "farthest", "count")  # one test question of each, when present
-
-
-def forms_weights(variant: str) -> bool:
-    return variant in attention.REGISTRY and attention.REGISTRY[variant].capabilities.weights
 
 
 class VQATask(Task):
@@ -42,14 +37,8 @@ class VQATask(Task):
 
     def build(self, config: dict, variant: str, data: str | None, seed: int
               ) -> tuple[L.LightningDataModule, L.LightningModule]:
-        reasons = self.variant_reasons(variant, config)
-        if reasons:
-            raise ValueError(f"vqa cannot use variant {variant!r}: {'; '.join(reasons)}")
+        kwargs = self.check_variant(variant, config)
         cfg, optim = config["model"], config["optim"]
-        kwargs = cfg.get("variant_kwargs") or {}
-        unknown = set(kwargs) - set(attention.VARIANTS)
-        if unknown:
-            raise ValueError(f"model.variant_kwargs names unknown variants {sorted(unknown)}")
         datamodule = build_data(config["data"], data, seed)
         model = VQAModel(vocab=len(datamodule.vocab), num_answers=len(datamodule.answer_list),
                          variant=variant, variant_kwargs=kwargs.get(variant), hops=cfg["hops"],

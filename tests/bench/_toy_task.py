@@ -74,7 +74,7 @@ class ToyTask(Task):
     name = "toy"
     monitor = "val/acc"
 
-    def variant_reasons(self, variant: str) -> list[str]:
+    def variant_reasons(self, variant: str, config: dict | None = None) -> list[str]:
         if variant in self.baselines:
             return []
         if variant not in attention.REGISTRY:

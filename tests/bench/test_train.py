@@ -58,3 +58,9 @@ def test_cli_trains_and_prints_metrics(toy, tmp_path, capsys) -> None:
                  "--set", "trainer.max_epochs=1", "--run-dir", str(tmp_path / "r")])
     assert code == 0
     assert "test/acc" in capsys.readouterr().out
+
+
+def test_refusals_see_the_run_config() -> None:
+    # sdpa forms no weights: fine for captioning until the doubly stochastic regulariser needs them
+    record = train_and_test("captioning", "sdpa", overrides={"model.doubly_stochastic": 0.5}, progress=False)
+    assert record["status"] == "unsupported" and "need_weights" in record["reason"]
