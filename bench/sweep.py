@@ -28,6 +28,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,11 +137,38 @@ def _suggest(trial: optuna.Trial, sweep: Sweep) -> tuple[str, dict]:
     return variant, overrides
 
 
-def objective(trial: optuna.Trial, sweep: Sweep, out: Path) -> float:
+class SurplusTrial(RuntimeError):
+    """A trial started while the study already had enough finished or running ones (not run)."""
+
+
+def claim_slot(study: optuna.Study, trial: optuna.Trial, n_trials: int, *, rdb: bool) -> None:
+    """Run ``trial`` only if it is among the first ``n_trials - finished`` RUNNING trials.
+
+    ``MaxTrialsCallback`` alone lets parallel workers overshoot (each starts a trial while the
+    count is one short). A trial waits while earlier running trials may still fill the study,
+    proceeds when a slot frees (one of them failed or died), and raises ``SurplusTrial`` (so it
+    ends FAILED, never run) once the study is full.
+    """
+    while True:
+        if rdb:
+            optuna.storages.fail_stale_trials(study)  # a dead worker's trial frees its slot
+        else:
+            requeue_dead_trials(study)
+        done = len(study.get_trials(deepcopy=False, states=DONE))
+        if done >= n_trials:
+            raise SurplusTrial(f"trial {trial.number}: the study already has {done} finished trials")
+        running = sorted(t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        if trial.number in running[: n_trials - done]:
+            return
+        time.sleep(0.5)
+
+
+def objective(trial: optuna.Trial, sweep: Sweep, out: Path, *, rdb: bool = False) -> float:
     from optuna_integration import PyTorchLightningPruningCallback
 
-    variant, overrides = _suggest(trial, sweep)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    claim_slot(trial.study, trial, sweep.n_trials, rdb=rdb)
+    variant, overrides = _suggest(trial, sweep)
     task = get_task(sweep.task)
     key = f"{sweep.study}__trial{trial.number}"
     callbacks = [PyTorchLightningPruningCallback(trial, monitor=task.monitor)] if sweep.pruner else []
@@ -209,7 +237,7 @@ def work(sweep: Sweep, out: Path, storage_url: str | None, worker: int = 0, gpu:
         requeue_dead_trials(study)
     if len(study.get_trials(deepcopy=False, states=DONE)) >= sweep.n_trials:
         return
-    study.optimize(lambda t: objective(t, sweep, out), catch=(RuntimeError,),
+    study.optimize(lambda t: objective(t, sweep, out, rdb=storage_url is not None), catch=(RuntimeError,),
                    callbacks=[MaxTrialsCallback(sweep.n_trials, states=DONE)])
 
 
