@@ -133,7 +133,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ValueError as err:
         console.print(f"[red]attnbench run: {err}[/]", highlight=False)
         return 2
-    run_suite(suite, args.out or f"runs/suites/{suite.name}", console=console, progress=not args.no_progress)
+    if args.jobs is not None and args.jobs < 1:
+        console.print(f"[red]attnbench run: --jobs must be a positive integer, got {args.jobs}[/]",
+                      highlight=False)
+        return 2
+    run_suite(suite, args.out or f"runs/suites/{suite.name}", console=console, progress=not args.no_progress,
+              jobs=args.jobs)
     return 0
 
 
@@ -279,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a suite: tasks x variants x seeds, resumable")
     run.add_argument("suite", nargs="?", default="quick", help="suite YAML or shipped name (default quick)")
     run.add_argument("--out", help="suite directory (default runs/suites/<suite name>)")
+    run.add_argument("--jobs", type=int, help="runs at once, each in a worker process (default: the suite's)")
     run.add_argument("--no-progress", action="store_true")
     run.set_defaults(func=_cmd_run)
     sweep = sub.add_parser("sweep", help="an Optuna study over a task's variants and hyperparameters")

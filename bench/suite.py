@@ -4,6 +4,7 @@ A suite is a YAML file (``configs/suites/<name>.yaml``):
 
     preset: quick                 # task config preset (or a YAML path) used by every run
     threads: 1                    # torch intra-op threads per run (default: torch's choice)
+    jobs: 2                       # runs at once, each in its own worker process (default 1)
     seeds: [0, 1, 2]
     tasks:
       graph:
@@ -17,12 +18,30 @@ when it finishes; a record on disk means the run is done, so re-running a suite 
 An interrupted run keeps its directory ``<out>/runs/<task>__<variant>__s<seed>/`` and resumes
 from ``checkpoints/last.ckpt``. Variants a task cannot use are recorded (status
 ``unsupported``) with the reasons, so every cell of the matrix has a record.
+
+With ``jobs`` > 1 (or ``attnbench run --jobs N``) that many worker processes take runs from the
+queue; each imports torch once and trains one run at a time. Workers die with the suite process
+(also on SIGKILL), and a lock per run (``<out>/locks/<key>.lock``) keeps two suite processes on
+one folder from training the same run twice. Runs that share the machine slow each other down:
+every record says how many ran at once (``concurrent_runs``), and the report says so next to
+the speed figures. Use ``jobs: 1`` when the speed columns are what you are after.
 """
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import json
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import sys
 import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +57,7 @@ from tasks._base import apply_overrides
 
 from .train import train_and_test
 
-SUITE_KEYS = {"preset", "seeds", "tasks", "threads"}
+SUITE_KEYS = {"preset", "seeds", "tasks", "threads", "jobs"}
 TASK_KEYS = {"variants", "data", "overrides", "variant_overrides"}
 
 
@@ -61,6 +80,7 @@ class Suite:
     preset: str
     runs: list[Run]
     threads: int | None = None
+    jobs: int = 1
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -85,7 +105,10 @@ def load_suite(name_or_path: str) -> Suite:
     threads = spec.get("threads")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"{path}: threads must be a positive integer, got {threads!r}")
-    return Suite(path.stem, preset, runs, threads)
+    jobs = spec.get("jobs", 1)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"{path}: jobs must be a positive integer, got {jobs!r}")
+    return Suite(path.stem, preset, runs, threads, jobs)
 
 
 def _keys(spec: object, valid: set[str], where: str) -> None:
@@ -123,29 +146,35 @@ def _task_runs(path: Path, task_name: str, entry: dict, preset: str, seeds: list
 
 
 def run_suite(suite: Suite, out: str | Path, *, console: Console | None = None, progress: bool = True,
-              report: bool = True) -> list[dict]:
-    """Run every run of ``suite`` that has no record under ``out`` yet; return all its records."""
+              report: bool = True, jobs: int | None = None) -> list[dict]:
+    """Run every run of ``suite`` that has no record under ``out`` yet; return all its records.
+
+    ``jobs`` (default: the suite's) runs that many at once in worker processes. A run that fails
+    stops the suite once the runs already under way have finished and been recorded.
+    """
     console = console or Console()
     out = Path(out)
+    jobs = suite.jobs if jobs is None else jobs
+    if jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs}")
     records_dir = out / "records"
-    todo = [run for run in suite.runs if not (records_dir / f"{run.key}.json").is_file()]
+    todo = [run for run in suite.runs if not _record_path(out, run).is_file()]
+    jobs = max(min(jobs, len(todo)), 1)
     console.print(f"suite {suite.name}: {len(suite.runs)} runs, {len(suite.runs) - len(todo)} already "
-                  f"recorded in {records_dir}, {len(todo)} to go")
+                  f"recorded in {records_dir}, {len(todo)} to go"
+                  + (f", {jobs} at a time" if jobs > 1 else ""))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=not progress) as bar:
         task_id = bar.add_task(suite.name, total=len(suite.runs), completed=len(suite.runs) - len(todo))
-        for run in todo:
-            bar.update(task_id, description=f"{run.task} / {run.variant} / seed {run.seed}")
-            started = time.perf_counter()
-            record = train_and_test(run.task, run.variant, data=run.data, seed=run.seed, config=suite.preset,
-                                    overrides=run.overrides, run_dir=out / "runs" / run.key,
-                                    progress=False, run_id=f"{suite.name}/{run.key}",
-                                    threads=suite.threads)
-            record["suite"] = suite.name
-            record["wall_time_s"] = time.perf_counter() - started
-            write_json_atomic(records_dir / f"{run.key}.json", record)
-            bar.advance(task_id)
-    records = [json.loads((records_dir / f"{run.key}.json").read_text()) for run in suite.runs]
+        if jobs == 1:
+            for run in todo:
+                bar.update(task_id, description=_describe([run]))
+                execute_run(suite, run, out, concurrent_runs=1)
+                bar.advance(task_id)
+        else:
+            _run_parallel(suite, todo, out, jobs, lambda running: bar.update(
+                task_id, description=_describe(running) or suite.name), lambda: bar.advance(task_id))
+    records = [json.loads(_record_path(out, run).read_text()) for run in suite.runs]
     print_records(records, console)
     if report:
         from reports.report import write_report
@@ -153,6 +182,124 @@ def run_suite(suite: Suite, out: str | Path, *, console: Console | None = None, 
         files = write_report([out], out / "report")
         console.print(f"report: {files.markdown} and {files.html}")
     return records
+
+
+def _record_path(out: Path, run: Run) -> Path:
+    return out / "records" / f"{run.key}.json"
+
+
+def _describe(running: list[Run]) -> str:
+    return ", ".join(f"{run.task} / {run.variant} / seed {run.seed}" for run in running)
+
+
+def execute_run(suite: Suite, run: Run, out: Path, concurrent_runs: int) -> None:
+    """Train and record one run, unless another process recorded it while this one waited for its lock."""
+    with _run_lock(out, run.key), _quiet_lightning():
+        if _record_path(out, run).is_file():
+            return
+        started = time.perf_counter()
+        record = train_and_test(run.task, run.variant, data=run.data, seed=run.seed, config=suite.preset,
+                                overrides=run.overrides, run_dir=out / "runs" / run.key, progress=False,
+                                run_id=f"{suite.name}/{run.key}", threads=suite.threads,
+                                concurrent_runs=concurrent_runs)
+        record["suite"] = suite.name
+        record["wall_time_s"] = time.perf_counter() - started
+        write_json_atomic(_record_path(out, run), record)
+
+
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Lightning's per-run info lines (accelerator, tips, checkpoint restores) would bury the suite's
+    progress display; its warnings and errors still show. Every run's metrics are in its CSV log."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+@contextmanager
+def _run_lock(out: Path, key: str) -> Iterator[None]:
+    """An exclusive lock on one run for as long as this process trains it (released if it dies)."""
+    path = out / "locks" / f"{key}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run_parallel(suite: Suite, todo: list[Run], out: Path, jobs: int, show, advance) -> None:
+    """Hand ``todo`` to ``jobs`` spawned workers; after a failure, runs under way finish, then it raises."""
+    context = multiprocessing.get_context("spawn")
+    runs, events, stop = context.Queue(), context.Queue(), context.Event()
+    for run in [*todo, *[None] * jobs]:  # then one stop sign per worker
+        runs.put(run)
+    workers = [context.Process(target=_worker, name=f"suite-worker-{i}",
+                               args=(runs, events, stop, suite, out, jobs, dict(TASK_MODULES), os.getpid()))
+               for i in range(jobs)]
+    for worker in workers:
+        worker.start()
+    running: dict[str, Run] = {}  # worker name -> the run it trains
+    failures: list[str] = []
+    try:
+        while any(w.is_alive() for w in workers) or not events.empty():
+            try:
+                kind, name, run, detail = events.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if kind == "start":
+                running[name] = run
+            elif kind == "done":
+                running.pop(name)
+                advance()
+            else:
+                running.pop(name)
+                failures.append(f"{run.key} failed:\n{detail}")
+                stop.set()  # no new runs; those under way finish and are recorded
+            show(list(running.values()))
+    except BaseException:
+        for worker in workers:  # Ctrl-C or an error here: stop now; interrupted runs resume next time
+            worker.kill()
+        raise
+    finally:
+        for worker in workers:
+            worker.join()
+    for worker in workers:  # killed from outside (say, out of memory): it could not report
+        if worker.exitcode != 0:
+            where = f" while training {running[worker.name].key}" if worker.name in running else ""
+            failures.append(f"worker process {worker.name} died with exit code {worker.exitcode}{where}")
+    if failures:
+        raise RuntimeError("suite stopped: " + "\n".join(failures))
+
+
+def _worker(runs, events, stop, suite: Suite, out: Path, jobs: int, task_modules: dict, parent: int) -> None:
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    TASK_MODULES.update(task_modules)  # tasks registered at run time in the parent
+    name = multiprocessing.current_process().name
+    while (run := runs.get()) is not None and not stop.is_set():
+        events.put(("start", name, run, None))
+        try:
+            execute_run(suite, run, out, concurrent_runs=jobs)
+        except Exception:
+            events.put(("error", name, run, traceback.format_exc()))
+            return
+        events.put(("done", name, run, None))
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this worker when the suite process dies, even by SIGKILL (Linux)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
 
 
 def print_records(records: list[dict], console: Console) -> None:

@@ -4,8 +4,11 @@ This is the shared runner behind ``attnbench train`` (and later the suite and th
 task supplies data and model; the runner seeds, trains with Lightning (CSV logs, best checkpoint
 on the task's monitored metric, optional early stopping), tests the best checkpoint, and
 measures parameters, training time, training samples/s and peak memory. Peak memory is
-``torch.cuda.max_memory_allocated`` on CUDA and the process's peak resident set size on CPU
-(``mem_method`` says which; the CPU figure is the whole process, imports included).
+``torch.cuda.max_memory_allocated`` on CUDA. On CPU it is the process's peak resident set size
+during the run (``cpu_run_peak_rss``: the kernel's high-water mark is reset when the run starts,
+so earlier runs in the same process do not count, but the resident interpreter and imports do);
+where the mark cannot be reset (not Linux) it is the process's lifetime peak
+(``cpu_process_peak_rss``). ``mem_method`` says which.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -23,6 +27,9 @@ from lightning.pytorch.loggers import CSVLogger
 from reports.records import environment, new_run_id, write_json_atomic
 from tasks import get_task
 from tasks._base import apply_overrides
+
+# Lightning's own pytree helper trips a torch deprecation on every fit; nothing a user can act on.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
 
 
 class TrainingMeter(Callback):
@@ -43,9 +50,26 @@ class TrainingMeter(Callback):
         self.samples += int(pl_module.samples_in(batch))
 
 
-def _peak_memory(device: str) -> tuple[int, str]:
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_STATUS = Path("/proc/self/status")
+
+
+def _reset_cpu_peak() -> bool:
+    """Reset this process's RSS high-water mark (Linux); False where that is not possible."""
+    try:
+        _CLEAR_REFS.write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_memory(device: str, reset: bool) -> tuple[int, str]:
     if device.startswith("cuda"):
         return int(torch.cuda.max_memory_allocated()), "cuda_max_memory_allocated"
+    if reset:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024, "cpu_run_peak_rss"
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(rss if sys.platform == "darwin" else rss * 1024), "cpu_process_peak_rss"
 
@@ -70,12 +94,13 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
                    config: str = "quick", overrides: dict | None = None, out: str | None = None,
                    run_dir: str | Path | None = None, progress: bool = True,
                    run_id: str | None = None, callbacks: list[Callback] | None = None,
-                   threads: int | None = None) -> dict:
+                   threads: int | None = None, concurrent_runs: int = 1) -> dict:
     """Run one (task, variant, seed); the returned record follows ``reports.records.TRAIN_FIELDS``.
 
     A ``run_dir`` that holds ``checkpoints/last.ckpt`` from an interrupted run resumes from it.
     ``threads`` sets torch's intra-op threads (small models on few cores often run fastest on one);
-    the record's ``env_threads`` says what was used.
+    the record's ``env_threads`` says what was used. ``concurrent_runs`` is recorded as given: how
+    many runs shared the machine (the suite's ``jobs``), which bears on the speed figures.
     """
     if threads is not None:
         if threads < 1:
@@ -85,12 +110,13 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
     cfg = apply_overrides(task.config(config), overrides or {})
     run_id = run_id or new_run_id(f"{task_name}-{variant}-s{seed}")
     record = {"run_id": run_id, "task": task_name, "variant": variant, "seed": seed, "config": cfg,
-              "data": data or "embedded"}
+              "data": data or "embedded", "concurrent_runs": concurrent_runs}
     reasons = task.variant_reasons(variant, cfg)  # refusals may depend on the run's config
     if reasons:
         record.update(status="unsupported", reason="; ".join(reasons), **environment())
         return _finish(record, out)
     L.seed_everything(seed, workers=True, verbose=False)
+    reset = _reset_cpu_peak()
     datamodule, module = task.build(cfg, variant, data, seed)
     directory = Path(run_dir or Path("runs") / "train" / run_id)
     meter = TrainingMeter()
@@ -101,7 +127,7 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
     best = trainer.checkpoint_callback.best_model_path
     tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
-    peak, method = _peak_memory(str(module.device))
+    peak, method = _peak_memory(str(module.device), reset)
     examples = task.attention_examples(module, datamodule)  # the module holds the tested best weights
     attention_file = write_json_atomic(directory / "attention.json", examples) if examples else None
     record.update(

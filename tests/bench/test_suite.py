@@ -60,3 +60,52 @@ def test_unknown_task_and_missing_suite(tmp_path) -> None:
         load_suite(str(path))
     with pytest.raises(ValueError, match="not found"):
         load_suite("no-such-suite")
+
+
+def test_parallel_jobs_record_the_same_matrix(toy, tmp_path) -> None:
+    suite = load_suite(str(_suite(tmp_path, toy, variants=["none", "reference", "linformer"])))
+    records = run_suite(suite, tmp_path / "out", progress=False, report=False, jobs=2)
+    assert [(r["variant"], r["seed"], r["status"]) for r in records] == [
+        ("none", 0, "ok"), ("none", 1, "ok"), ("reference", 0, "ok"), ("reference", 1, "ok"),
+        ("linformer", 0, "unsupported"), ("linformer", 1, "unsupported")]
+    assert {r["concurrent_runs"] for r in records} == {2}
+    assert {r["mem_method"] for r in records if r["status"] == "ok"} == {"cpu_run_peak_rss"}
+
+
+def test_a_failing_run_stops_the_suite_after_the_runs_under_way(toy, tmp_path) -> None:
+    suite = load_suite(str(_suite(tmp_path, toy, variants=["none", "reference"],
+                                  variant_overrides={"reference": {"optim.lr": -1.0}})))
+    with pytest.raises(RuntimeError, match=r"(?s)toy__reference__s\d failed:.*Invalid learning rate"):
+        run_suite(suite, tmp_path / "out", progress=False, report=False, jobs=2)
+    recorded = sorted(p.name for p in (tmp_path / "out" / "records").glob("*.json"))
+    assert "toy__none__s0.json" in recorded and not any("reference" in name for name in recorded)
+
+
+def test_a_run_recorded_elsewhere_while_waiting_for_its_lock_is_skipped(toy, tmp_path, monkeypatch) -> None:
+    import threading
+
+    from bench import suite as suite_module
+
+    suite = load_suite(str(_suite(tmp_path, toy, variants=["none"])))
+    run, out = suite.runs[0], tmp_path / "out"
+    trained = []
+    monkeypatch.setattr(suite_module, "train_and_test", lambda *a, **k: trained.append(a) or {"status": "ok"})
+    with suite_module._run_lock(out, run.key):  # another process is training this run
+        waiter = threading.Thread(target=suite_module.execute_run, args=(suite, run, out, 1))
+        waiter.start()
+        waiter.join(timeout=1.0)
+        assert waiter.is_alive()  # blocked on the lock
+        (out / "records").mkdir(parents=True)
+        (out / "records" / f"{run.key}.json").write_text("{}")  # ... which records it
+    waiter.join(timeout=10)
+    assert not waiter.is_alive() and trained == []
+
+
+def test_jobs_must_be_positive(toy, tmp_path) -> None:
+    path = _suite(tmp_path, toy, variants=["none"])
+    spec = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**spec, "jobs": 0}))
+    with pytest.raises(ValueError, match="jobs must be a positive integer, got 0"):
+        load_suite(str(path))
+    with pytest.raises(ValueError, match="jobs must be a positive integer, got 0"):
+        run_suite(load_suite(str(_suite(tmp_path, toy, variants=["none"]))), tmp_path / "o", jobs=0)
