@@ -5,9 +5,10 @@
     data: null                     # real data path (default: embedded data)
     study: graph-attention         # study name (default: the file name)
     n_trials: 20                   # trials to complete (COMPLETE or PRUNED) across all workers
-    seed: 0                        # TPE sampler seed (worker i uses seed + i)
+    seed: 0                        # sampler seed (worker i uses seed + i)
     variants: [gat, gatv2]         # one: fixed; several: a categorical parameter "variant"
-    pruner: {n_startup_trials: 3, n_warmup_steps: 5}   # median pruner; `pruner: none` disables
+    sampler: {type: tpe}           # tpe (default) | random, with the sampler's own arguments
+    pruner: {type: median, n_startup_trials: 3, n_warmup_steps: 5}   # `pruner: none` disables
     heartbeat: {interval: 10, grace: 30}   # RDB storage: a trial silent for `grace` s is retried
     params:                        # config keys (as in --set) and their search space
       optim.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
@@ -16,7 +17,9 @@
 
 The objective is the task's monitored validation metric at its best checkpoint (never the
 test split); pruning reports it every validation through optuna-integration's
-``PyTorchLightningPruningCallback``. Storage: a journal file under the sweep directory by default
+``PyTorchLightningPruningCallback``. Pruner types: median, percentile, successive_halving
+(asynchronous successive halving) and hyperband, each taking its Optuna class's arguments.
+Storage: a journal file under the sweep directory by default
 (safe for several local processes; a RUNNING trial whose process on this host has died is
 marked failed and re-queued when a worker starts), or an RDB URL (``postgresql://...``) for
 workers on several machines, with heartbeats and ``RetryFailedTrialCallback``. Every trial writes
@@ -29,7 +32,7 @@ import multiprocessing
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
@@ -45,8 +48,13 @@ from tasks._base import apply_overrides
 
 from .train import train_and_test
 
-SWEEP_KEYS = {"task", "preset", "data", "study", "n_trials", "seed", "variants", "pruner", "params",
-              "heartbeat"}
+SWEEP_KEYS = {"task", "preset", "data", "study", "n_trials", "seed", "variants", "pruner", "sampler",
+              "params", "heartbeat"}
+PRUNERS = {"median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
+           "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+           "hyperband": optuna.pruners.HyperbandPruner}
+SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
+DEFAULT_PRUNER = {"type": "median", "n_startup_trials": 3, "n_warmup_steps": 3}
 PARAM_TYPES = {"float": {"low", "high", "log", "step"}, "int": {"low", "high", "log", "step"},
                "categorical": {"choices"}}
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -61,9 +69,20 @@ class Sweep:
     n_trials: int
     seed: int
     variants: list[str]
-    pruner: dict | None
+    pruner: dict | None  # {"type": name, **arguments}; None: no pruning
     params: dict
     heartbeat: tuple[int, int] = (10, 30)  # RDB only: seconds between beats, grace before a trial is stale
+    sampler: dict = field(default_factory=lambda: {"type": "tpe"})
+
+    def make_pruner(self) -> optuna.pruners.BasePruner:
+        if self.pruner is None:
+            return optuna.pruners.NopPruner()
+        kwargs = dict(self.pruner)
+        return PRUNERS[kwargs.pop("type")](**kwargs)
+
+    def make_sampler(self, worker: int = 0) -> optuna.samplers.BaseSampler:
+        kwargs = dict(self.sampler)
+        return SAMPLERS[kwargs.pop("type")](seed=self.seed + worker, **kwargs)
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -93,16 +112,35 @@ def load_sweep(path: str | Path) -> Sweep:
     apply_overrides(config, {name: None for name in params})  # unknown parameter names raise here
     for name, space in params.items():
         _check_space(path, name, space)
-    pruner = spec.get("pruner", {"n_startup_trials": 3, "n_warmup_steps": 3})
+    pruner = _component(path, "pruner", spec.get("pruner", DEFAULT_PRUNER), PRUNERS, "median")
+    sampler = _component(path, "sampler", spec.get("sampler", {"type": "tpe"}), SAMPLERS, "tpe")
     n_trials = spec.get("n_trials", 20)
     if not isinstance(n_trials, int) or n_trials < 1:
         raise ValueError(f"{path}: n_trials must be a positive integer, got {n_trials!r}")
     heartbeat = spec.get("heartbeat", {"interval": 10, "grace": 30})
     if not isinstance(heartbeat, dict) or set(heartbeat) != {"interval", "grace"}:
         raise ValueError(f"{path}: heartbeat must be {{interval: s, grace: s}}, got {heartbeat!r}")
-    return Sweep(task_name, preset, spec.get("data"), str(spec.get("study", path.stem)), n_trials,
-                 int(spec.get("seed", 0)), list(variants), None if pruner == "none" else dict(pruner),
-                 params, (int(heartbeat["interval"]), int(heartbeat["grace"])))
+    sweep = Sweep(task_name, preset, spec.get("data"), str(spec.get("study", path.stem)), n_trials,
+                  int(spec.get("seed", 0)), list(variants), pruner, params,
+                  (int(heartbeat["interval"]), int(heartbeat["grace"])), sampler)
+    for kind, make in (("pruner", sweep.make_pruner), ("sampler", sweep.make_sampler)):
+        try:
+            make()
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path}: {kind} {spec.get(kind)!r} is not valid: {err}") from err
+    return sweep
+
+
+def _component(path: Path, kind: str, spec: object, known: dict, default: str) -> dict | None:
+    """``{type: name, **arguments}`` (the type defaults to ``default``); ``none`` for no pruner."""
+    if kind == "pruner" and spec in ("none", None):
+        return None
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: {kind} must be a mapping {{type: ..., arguments}}, got {spec!r}")
+    spec = {"type": default, **spec}
+    if spec["type"] not in known:
+        raise ValueError(f"{path}: unknown {kind} type {spec['type']!r}; valid: {', '.join(known)}")
+    return spec
 
 
 def _check_space(path: Path, name: str, space: object) -> None:
@@ -179,9 +217,10 @@ def objective(trial: optuna.Trial, sweep: Sweep, out: Path, *, rdb: bool = False
                                 config=sweep.preset, overrides=overrides, run_dir=out / "runs" / key,
                                 progress=False, run_id=f"{sweep.study}/trial{trial.number}",
                                 callbacks=callbacks)
-    except optuna.TrialPruned:
+    except optuna.TrialPruned as pruned:
+        reason = f"{sweep.pruner['type']} pruner: {pruned}"
         write_json_atomic(record_path, {**base, "task": sweep.task, "variant": variant, "seed": sweep.seed,
-                                        "status": "pruned", "reason": "pruned by the median pruner"})
+                                        "status": "pruned", "reason": reason})
         raise
     write_json_atomic(record_path, {**record, **base})
     if record["status"] != "ok" or record.get("best_val") is None:
@@ -215,11 +254,10 @@ def _alive(pid: int) -> bool:
 
 def _study(sweep: Sweep, storage, worker: int) -> optuna.Study:
     task = get_task(sweep.task)
-    pruner = optuna.pruners.MedianPruner(**sweep.pruner) if sweep.pruner else optuna.pruners.NopPruner()
     direction = "maximize" if task.monitor_mode == "max" else "minimize"
-    sampler = optuna.samplers.TPESampler(seed=sweep.seed + worker)
-    return optuna.create_study(study_name=sweep.study, storage=storage, load_if_exists=True, pruner=pruner,
-                               direction=direction, sampler=sampler)
+    return optuna.create_study(study_name=sweep.study, storage=storage, load_if_exists=True,
+                               pruner=sweep.make_pruner(), direction=direction,
+                               sampler=sweep.make_sampler(worker))
 
 
 def work(sweep: Sweep, out: Path, storage_url: str | None, worker: int = 0, gpu: int | None = None) -> None:

@@ -26,7 +26,7 @@ LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "wer", "cer", "mse", "m
 LATENCY_FIELD = "inference_latency_s"  # read when runs record it (see the report's notes)
 RUN_COLUMNS = ("task", "data", "variant", "seed", "status", "reason", "cfg", "params", "train_time_s",
                "samples_per_s", "peak_mem_bytes", "mem_method", "monitor", LATENCY_FIELD, "attention_file",
-               "env_device", "env_timestamp", "_source", "_file")
+               "concurrent_runs", "env_device", "env_timestamp", "_source", "_file")
 
 
 def metric_direction(name: str) -> str:

@@ -103,7 +103,9 @@ def task_blocks(frame: pd.DataFrame) -> list[Block]:
         "over seeds (n=1: a single seed, no interval). ★ best mean; ▲/▼ significantly better/worse "
         f"than the task's baseline `{BASELINE_VARIANT}` (Welch's t-test, two-sided, p < {ALPHA}); "
         "loss-like metrics are lower-is-better. Peak memory is the median over seeds with its method "
-        "(`cpu_process_peak_rss` is the whole process's peak, which in a suite also holds earlier runs).")]
+        "(`cpu_run_peak_rss`: the process's peak resident set during the run, its interpreter and imports "
+        "included; `cpu_process_peak_rss`: the process's lifetime peak, from older records or non-Linux "
+        "hosts).")]
     if not sections(frame):
         return [*blocks, Text("No successful training runs in the inputs.")]
     if frame[LATENCY_FIELD].isna().all():
@@ -117,6 +119,13 @@ def task_blocks(frame: pd.DataFrame) -> list[Block]:
             blocks.append(Text("These runs recorded no metrics."))
             continue
         blocks.append(results_table(stats, headline, ok[LATENCY_FIELD].notna().any()))
+        shared = pd.to_numeric(ok["concurrent_runs"], errors="coerce").max()
+        if shared > 1:
+            blocks.append(Text(
+                f"Speed: these runs trained with up to {shared:.0f} runs at once on the machine (the suite's "
+                "`jobs`), which slows each of them; train samples/s and train time are comparable between "
+                "runs of this table only as far as they shared the machine alike. Run with `jobs: 1` "
+                "(or `attnbench micro`) for speed figures."))
         blocks.append(_bars(title, stats, headline))
     return blocks
 

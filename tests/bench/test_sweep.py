@@ -60,7 +60,26 @@ def test_dead_workers_trials_are_requeued(toy, tmp_path) -> None:
     ({"params": {"optim.learning_rate": {"type": "float", "low": 0.1, "high": 1}}}, "unknown key"),
     ({"params": {"optim.lr": {"type": "float", "low": 1, "high": 0.1}}}, "low < high"),
     ({"variants": ["reference"], "params": {}}, "search space is empty"),
+    ({"pruner": {"type": "asha"}}, "unknown pruner type 'asha'; valid: median, percentile"),
+    ({"pruner": {"type": "percentile", "percentile": 250.0}}, "pruner .* is not valid"),
+    ({"pruner": {"n_warmup": 3}}, "pruner .* is not valid: .*n_warmup"),
+    ({"pruner": 3}, "pruner must be a mapping"),
+    ({"sampler": {"type": "grid"}}, "unknown sampler type 'grid'; valid: tpe, random"),
+    ({"sampler": {"type": "tpe", "n_startup": 2}}, "sampler .* is not valid"),
 ])
 def test_bad_sweeps_fail_before_any_trial(toy, tmp_path, extra, match) -> None:
     with pytest.raises(ValueError, match=match):
         load_sweep(_sweep_file(tmp_path, toy, **extra))
+
+
+def test_pruner_and_sampler_types_are_built_as_written(toy, tmp_path) -> None:
+    default = load_sweep(_sweep_file(tmp_path, toy))
+    assert isinstance(default.make_pruner(), optuna.pruners.MedianPruner)
+    assert isinstance(default.make_sampler(), optuna.samplers.TPESampler)
+    sweep = load_sweep(_sweep_file(tmp_path, toy, sampler={"type": "random"},
+                                   pruner={"type": "successive_halving", "min_resource": 2,
+                                           "reduction_factor": 3}))
+    pruner = sweep.make_pruner()
+    assert isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner) and pruner._min_resource == 2
+    assert isinstance(sweep.make_sampler(), optuna.samplers.RandomSampler)
+    assert load_sweep(_sweep_file(tmp_path, toy, pruner="none")).pruner is None

@@ -126,6 +126,13 @@ def test_single_seed_has_no_interval(tmp_path) -> None:
     assert "0.700 (n=1)" in text and "n/a (n=1 vs 1: needs 2 seeds each)" in text
 
 
+def test_speed_shared_with_concurrent_runs_is_said() -> None:
+    alone = [run_record("graph", "gat", 0, 0.7), run_record("graph", "none", 0, 0.6)]
+    shared = [{**r, "concurrent_runs": 2} for r in alone]
+    assert "runs at once" not in to_markdown(Document("t", task_blocks(runs_frame(alone)[0])))
+    assert "up to 2 runs at once" in to_markdown(Document("t", task_blocks(runs_frame(shared)[0])))
+
+
 def test_newer_record_of_a_run_supersedes_older(tmp_path) -> None:
     old = run_record("graph", "gat", 0, 0.5)
     new = {**run_record("graph", "gat", 0, 0.9), "env_timestamp": "2027-01-01T00:00:00+00:00"}
