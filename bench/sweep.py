@@ -7,6 +7,7 @@
     n_trials: 20                   # trials to complete (COMPLETE or PRUNED) across all workers
     seed: 0                        # sampler seed (worker i uses seed + i)
     variants: [gat, gatv2]         # one: fixed; several: a categorical parameter "variant"
+    overrides: {trainer.patience: 0}   # fixed config changes for every trial (exported with the best)
     sampler: {type: tpe}           # tpe (default) | random, with the sampler's own arguments
     pruner: {type: median, n_startup_trials: 3, n_warmup_steps: 5}   # `pruner: none` disables
     heartbeat: {interval: 10, grace: 30}   # RDB storage: a trial silent for `grace` s is retried
@@ -49,7 +50,7 @@ from tasks._base import apply_overrides
 from .train import train_and_test
 
 SWEEP_KEYS = {"task", "preset", "data", "study", "n_trials", "seed", "variants", "pruner", "sampler",
-              "params", "heartbeat"}
+              "params", "heartbeat", "overrides"}
 PRUNERS = {"median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
            "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
            "hyperband": optuna.pruners.HyperbandPruner}
@@ -73,6 +74,7 @@ class Sweep:
     params: dict
     heartbeat: tuple[int, int] = (10, 30)  # RDB only: seconds between beats, grace before a trial is stale
     sampler: dict = field(default_factory=lambda: {"type": "tpe"})
+    overrides: dict = field(default_factory=dict)
 
     def make_pruner(self) -> optuna.pruners.BasePruner:
         if self.pruner is None:
@@ -109,7 +111,13 @@ def load_sweep(path: str | Path) -> Sweep:
         raise ValueError(f"{path}: the search space is empty (no params and a single variant)")
     preset = str(spec.get("preset", "quick"))
     config = task.config(preset)
-    apply_overrides(config, {name: None for name in params})  # unknown parameter names raise here
+    fixed = spec.get("overrides") or {}
+    if not isinstance(fixed, dict):
+        raise ValueError(f"{path}: overrides must map config keys to values, got {fixed!r}")
+    both = sorted(set(fixed) & set(params))
+    if both:
+        raise ValueError(f"{path}: {both} are both fixed (overrides) and searched (params)")
+    apply_overrides(config, {**fixed, **{name: None for name in params}})  # unknown names raise here
     for name, space in params.items():
         _check_space(path, name, space)
     pruner = _component(path, "pruner", spec.get("pruner", DEFAULT_PRUNER), PRUNERS, "median")
@@ -122,7 +130,7 @@ def load_sweep(path: str | Path) -> Sweep:
         raise ValueError(f"{path}: heartbeat must be {{interval: s, grace: s}}, got {heartbeat!r}")
     sweep = Sweep(task_name, preset, spec.get("data"), str(spec.get("study", path.stem)), n_trials,
                   int(spec.get("seed", 0)), list(variants), pruner, params,
-                  (int(heartbeat["interval"]), int(heartbeat["grace"])), sampler)
+                  (int(heartbeat["interval"]), int(heartbeat["grace"])), sampler, dict(fixed))
     for kind, make in (("pruner", sweep.make_pruner), ("sampler", sweep.make_sampler)):
         try:
             make()
@@ -172,7 +180,7 @@ def _suggest(trial: optuna.Trial, sweep: Sweep) -> tuple[str, dict]:
         suggest = {"float": trial.suggest_float, "int": trial.suggest_int,
                    "categorical": trial.suggest_categorical}[kind]
         overrides[name] = suggest(name, **bounds)
-    return variant, overrides
+    return variant, {**sweep.overrides, **overrides}
 
 
 class SurplusTrial(RuntimeError):
@@ -304,11 +312,11 @@ def export_best(study: optuna.Study, sweep: Sweep, out: Path) -> dict:
     """The best trial's settings as a suite that ``attnbench run`` accepts."""
     best = study.best_trial
     variant = best.params.get("variant", sweep.variants[0])
-    overrides = {k: v for k, v in best.params.items() if k != "variant"}
+    searched = {k: v for k, v in best.params.items() if k != "variant"}
     suite = {"preset": sweep.preset, "seeds": [0, 1, 2],
              "tasks": {sweep.task: {"variants": [variant], "data": sweep.data,
-                                    "variant_overrides": {variant: overrides}}}}
+                                    "variant_overrides": {variant: {**sweep.overrides, **searched}}}}}
     path = out / f"best_{sweep.study}.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False))
-    return {"value": best.value, "trial": best.number, "variant": variant, "params": overrides,
+    return {"value": best.value, "trial": best.number, "variant": variant, "params": searched,
             "suite": str(path)}

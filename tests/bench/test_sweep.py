@@ -29,7 +29,7 @@ def _sweep_file(tmp_path, config, **extra):
 
 
 def test_sweep_runs_records_trials_and_exports_a_runnable_suite(toy, tmp_path) -> None:
-    sweep = load_sweep(_sweep_file(tmp_path, toy))
+    sweep = load_sweep(_sweep_file(tmp_path, toy, overrides={"trainer.max_epochs": 2}))
     out = tmp_path / "out"
     best = run_sweep(sweep, out)
     study = optuna.load_study(study_name=sweep.study, storage=make_storage(None, out))
@@ -38,8 +38,10 @@ def test_sweep_runs_records_trials_and_exports_a_runnable_suite(toy, tmp_path) -
     assert len(finished) == 4
     records = [json.loads(p.read_text()) for p in sorted((out / "trials").iterdir())]
     assert len(records) == 4 and all(r["status"] in ("ok", "pruned") for r in records)
+    assert all(r["config"]["trainer"]["max_epochs"] == 2 for r in records if r["status"] == "ok")
     suite = load_suite(best["suite"])  # the export is a valid suite for `attnbench run`
     assert suite.runs[0].variant == best["variant"] and "optim.lr" in suite.runs[0].overrides
+    assert suite.runs[0].overrides["trainer.max_epochs"] == 2 and "trainer.max_epochs" not in best["params"]
     run_sweep(sweep, out)  # resuming a finished study adds no trial
     assert len(optuna.load_study(study_name=sweep.study, storage=make_storage(None, out)).trials) == 4
 
@@ -60,6 +62,8 @@ def test_dead_workers_trials_are_requeued(toy, tmp_path) -> None:
     ({"params": {"optim.learning_rate": {"type": "float", "low": 0.1, "high": 1}}}, "unknown key"),
     ({"params": {"optim.lr": {"type": "float", "low": 1, "high": 0.1}}}, "low < high"),
     ({"variants": ["reference"], "params": {}}, "search space is empty"),
+    ({"overrides": {"optim.lr": 0.1}}, r"\['optim.lr'\] are both fixed"),
+    ({"overrides": {"optim.momentum": 0.9}}, "unknown key 'momentum'"),
     ({"pruner": {"type": "asha"}}, "unknown pruner type 'asha'; valid: median, percentile"),
     ({"pruner": {"type": "percentile", "percentile": 250.0}}, "pruner .* is not valid"),
     ({"pruner": {"n_warmup": 3}}, "pruner .* is not valid: .*n_warmup"),
