@@ -101,8 +101,8 @@ def banded_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tenso
     """Rows ``first_row..`` of ``query`` attend their band (plus ``num_global`` leading keys)."""
     lk = key.shape[-2]
     if band.lo.dim() == 1:
-        cols, keep = band_blocks(band.lo, band.hi, QUERY_BLOCK, lk, num_global)
-        block = QUERY_BLOCK
+        block = max(1, min(QUERY_BLOCK, band.lo.shape[-1]))  # few queries (a decoder step): no padded rows
+        cols, keep = band_blocks(band.lo, band.hi, block, lk, num_global)
     else:  # per-(batch, head) windows: one query per block, its own gathered keys
         cols = band.lo[..., None] + torch.arange(band.width, device=query.device)  # (B, H, Lq, W)
         keep = (cols < band.hi[..., None])[..., None, :]  # (B, H, Lq, 1, W)

@@ -42,7 +42,7 @@ def window_keep(mode: str, lq: int, lk: int, window: int) -> torch.Tensor:
     return keep
 
 
-@pytest.mark.parametrize("lq,lk", SHAPES)
+@pytest.mark.parametrize("lq,lk", [*SHAPES, (1, 9), (131, 140)])  # a decoder step; two query blocks
 @pytest.mark.parametrize("mode,window", [("sliding", 0), ("sliding", 2), ("local-m", 3)])
 @pytest.mark.parametrize("kind", ["none", "key_padding", "boolean", "boolean2d", "additive"])
 @pytest.mark.parametrize("causal", [False, True])
