@@ -6,7 +6,10 @@ With a non-negative feature map phi, softmax attention is replaced by
 
 where j runs over every kept key (non-causal) or over kept keys j <= i (causal, top-left
 aligned as in torch). Non-causal: the sums S = phi(K)^T V (M x Dv) and z = phi(K)^T 1 are formed
-once, so nothing of size Lq x Lk exists. Causal: the prefix sums are carried between chunks of
+once, so nothing of size Lq x Lk exists, except where the other association is cheaper: for few
+queries and keys (a decoder step over a handful of regions), A = phi(Q) phi(K)^T (Lq x Lk) and
+A V, A 1 take fewer operations than S and z; the sums are the same, A is then smaller than S,
+and memory stays within the bound below. Causal: the prefix sums are carried between chunks of
 ``chunk_size`` query positions; inside a chunk the few keys of the same chunk are handled by a
 small masked (chunk x chunk) product. Memory is O(L M + M Dv) per head (plus one state per chunk
 kept by autograd when gradients are needed), never O(L M Dv) and never O(Lq Lk).
@@ -53,9 +56,18 @@ def kernel_attention(
 
 
 def _global_sums(q_feat: Tensor, k_feat: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+    (lq, m), (lk, dv) = q_feat.shape[-2:], value.shape[-2:]
+    if quadratic_is_cheaper(lq, lk, m, dv):
+        sim = q_feat @ k_feat.transpose(-2, -1)  # (B, H, Lq, Lk), no bigger than the (M, Dv) state
+        return sim @ value, sim.sum(dim=-1, keepdim=True)
     state = k_feat.transpose(-2, -1) @ value  # (B, H, M, Dv)
     norm = k_feat.sum(dim=-2).unsqueeze(-1)  # (B, H, M, 1)
     return q_feat @ state, q_feat @ norm  # (B, H, Lq, Dv), (B, H, Lq, 1)
+
+
+def quadratic_is_cheaper(lq: int, lk: int, m: int, dv: int) -> bool:
+    """(phi(Q) phi(K)^T) [V, 1] takes fewer multiply-adds than phi(Q) (phi(K)^T [V, 1])."""
+    return lq * lk * (m + dv + 1) < (lk + lq) * m * (dv + 1)
 
 
 def _causal_sums(q_feat: Tensor, k_feat: Tensor, value: Tensor, chunk: int) -> tuple[Tensor, Tensor]:

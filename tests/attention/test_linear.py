@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attention import NotSupportedError
+from attention import NotSupportedError, _kernelized
 from attention.linear import LinearAttention
 
 from ._kit import (
@@ -40,7 +40,9 @@ SHAPES = [(13, 13), (7, 11), (11, 7)]
 @pytest.mark.parametrize("chunk", [4, 128])
 @pytest.mark.parametrize("lq,lk", SHAPES)
 @pytest.mark.parametrize("causal,with_mask", [(False, False), (False, True), (True, False), (True, True)])
-def test_matches_dense_restatement(lq, lk, causal, with_mask, chunk):
+@pytest.mark.parametrize("quadratic", [False, True])  # both associations of the non-causal sums
+def test_matches_dense_restatement(lq, lk, causal, with_mask, chunk, quadratic, monkeypatch):
+    monkeypatch.setattr(_kernelized, "quadratic_is_cheaper", lambda *shape: quadratic)
     q, k, v = inputs(lq, lk)
     mask = padding(2, lk, [0, 2, lk - 1]) if with_mask else None
     out = LinearAttention(chunk_size=chunk)(q, k, v, mask, is_causal=causal).output
@@ -105,3 +107,9 @@ def test_refuses_unsupported(request_kwargs):
 def test_bad_kwargs(kwargs):
     with pytest.raises(ValueError, match="chunk_size"):
         LinearAttention(**kwargs)
+
+
+def test_association_order_follows_the_operation_count() -> None:
+    assert _kernelized.quadratic_is_cheaper(1, 9, 256, 64)  # a decoder step over 9 regions
+    assert not _kernelized.quadratic_is_cheaper(1024, 1024, 256, 64)
+    assert not _kernelized.quadratic_is_cheaper(37, 41, 24, 5)

@@ -9,7 +9,7 @@ from functools import partial
 import pytest
 import torch
 
-from attention import NotSupportedError
+from attention import NotSupportedError, _kernelized
 from attention.performer import PerformerAttention
 from attention.reference import ReferenceAttention
 
@@ -51,7 +51,9 @@ def dense_favor(q, k, v, w, keep=None, causal=False, scale=None):
 @pytest.mark.parametrize("chunk", [4, 128])
 @pytest.mark.parametrize("lq,lk", [(13, 13), (7, 11), (11, 7)])
 @pytest.mark.parametrize("causal,with_mask", [(False, False), (False, True), (True, False), (True, True)])
-def test_matches_dense_restatement(lq, lk, causal, with_mask, chunk):
+@pytest.mark.parametrize("quadratic", [False, True])  # both associations of the non-causal sums
+def test_matches_dense_restatement(lq, lk, causal, with_mask, chunk, quadratic, monkeypatch):
+    monkeypatch.setattr(_kernelized, "quadratic_is_cheaper", lambda *shape: quadratic)
     q, k, v = inputs(lq, lk)
     mask = padding(2, lk, [0, 3, lk - 1]) if with_mask else None
     attn = PerformerAttention(head_dim=D, num_features=20, seed=3, chunk_size=chunk)
