@@ -2,12 +2,13 @@
 
     python -m bench.overhead graph --steps 200 [--variant gat] [--config quick] [--threads 1]
 
-Both loops run the task's own ``training_step`` on the same batches with the optimiser from
-``configure_optimizers``, after a warm-up. The plain loop calls ``zero_grad``, ``backward`` and
-``step`` itself and skips ``self.log`` (logging is part of what Lightning adds). Lightning runs
-with ``max_steps`` and without validation, checkpointing, logger or progress bar, which the
-suite's runner adds only per epoch. The two are measured alternately, ``--repeats`` times each,
-and the medians compared.
+Both loops run the task's own ``training_step`` on the same batches, served by the same kind of
+``DataLoader``, with the optimiser from ``configure_optimizers``, after a warm-up. The plain loop
+calls ``zero_grad``, ``backward`` and ``step`` itself and skips ``self.log`` (logging is part of
+what Lightning adds). Lightning runs as the runner (``bench/train.py``) trains, step for step:
+``max_steps``, a CSV logger written every ``LOG_EVERY_N_STEPS`` steps, no progress bar;
+validation and checkpointing, which the runner adds once per epoch, are left out. The two are
+measured alternately, ``--repeats`` times each, and the medians compared.
 """
 
 from __future__ import annotations
@@ -15,18 +16,27 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
+import tempfile
 import time
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import CSVLogger
 
 from tasks import get_task
+
+from .train import LOG_EVERY_N_STEPS
 
 
 def _batches(datamodule: L.LightningDataModule, steps: int) -> list:
     datamodule.setup("fit")
     loader = datamodule.train_dataloader()
     return list(itertools.islice(itertools.cycle(loader), steps))
+
+
+def _loader(batches: list) -> torch.utils.data.DataLoader:
+    """The prepared batches, served alike to both loops (as a task's loader would serve them)."""
+    return torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False)
 
 
 def plain_loop(module: L.LightningModule, batches: list) -> float:
@@ -37,7 +47,7 @@ def plain_loop(module: L.LightningModule, batches: list) -> float:
     module.log = lambda *args, **kwargs: None  # metric logging is part of what Lightning adds
     try:
         start = time.perf_counter()
-        for index, batch in enumerate(batches):
+        for index, batch in enumerate(_loader(batches)):
             optimizer.zero_grad(set_to_none=True)
             loss = module.training_step(batch, index)
             loss = loss["loss"] if isinstance(loss, dict) else loss
@@ -64,11 +74,12 @@ class _StepClock(L.Callback):
 
 def lightning_loop(module: L.LightningModule, batches: list) -> float:
     clock = _StepClock()
-    trainer = L.Trainer(max_steps=len(batches), limit_val_batches=0, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", devices=1,
-                        num_sanity_val_steps=0, callbacks=[clock])
-    loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False)
-    trainer.fit(module, train_dataloaders=loader)
+    with tempfile.TemporaryDirectory() as logs:
+        trainer = L.Trainer(max_steps=len(batches), limit_val_batches=0, logger=CSVLogger(logs),
+                            log_every_n_steps=LOG_EVERY_N_STEPS, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+                            devices=1, num_sanity_val_steps=0, callbacks=[clock])
+        trainer.fit(module, train_dataloaders=_loader(batches))
     # The clock spans steps 1..N from the first step's start: N steps.
     return (clock.last - clock.first) / len(batches)
 

@@ -32,6 +32,11 @@ from tasks._base import apply_overrides
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
 
 
+# Training-step values reach the CSV log every this many steps (``trainer.log_every_n_steps`` in
+# a config overrides it); validation metrics are logged every validation.
+LOG_EVERY_N_STEPS = 10
+
+
 class TrainingMeter(Callback):
     """Seconds spent in training batches and samples seen (``pl_module.samples_in(batch)``)."""
 
@@ -39,12 +44,16 @@ class TrainingMeter(Callback):
         self.seconds = 0.0
         self.samples = 0
         self._start = 0.0
+        self._cuda = False
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._cuda = pl_module.device.type == "cuda"  # asking torch.cuda every step costs a driver probe
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if torch.cuda.is_available():
+        if self._cuda:
             torch.cuda.synchronize()
         self.seconds += time.perf_counter() - self._start
         self.samples += int(pl_module.samples_in(batch))
@@ -85,7 +94,7 @@ def _trainer(config: dict, task, run_dir: Path, meter: TrainingMeter, progress: 
         callbacks.append(EarlyStopping(monitor=task.monitor, mode=task.monitor_mode, patience=int(patience)))
     settings.setdefault("accelerator", "auto")
     settings.setdefault("devices", 1)
-    settings.setdefault("log_every_n_steps", 1)
+    settings.setdefault("log_every_n_steps", LOG_EVERY_N_STEPS)
     return L.Trainer(default_root_dir=run_dir, logger=CSVLogger(run_dir, name="logs"), callbacks=callbacks,
                      enable_progress_bar=progress, enable_model_summary=False, **settings)
 

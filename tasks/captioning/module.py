@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.text import BLEUScore
 
+from tasks._base import log_train_step
 from tasks._text import PAD_ID, Vocab
 from tasks.metrics import cider_d
 
@@ -64,9 +65,9 @@ class CaptionModule(L.LightningModule):
         loss = F.cross_entropy(logits.flatten(0, 1), batch["tokens_out"].flatten(), ignore_index=PAD_ID)
         if regularise:
             penalty = coverage_penalty(alphas, batch["tokens_out"])
-            self.log("train/coverage", penalty, batch_size=self.samples_in(batch))
+            log_train_step(self, {"train/coverage": penalty}, batch_size=self.samples_in(batch))
             loss = loss + self.lam * penalty
-        self.log("train/loss", loss, batch_size=self.samples_in(batch), prog_bar=True)
+        log_train_step(self, {"train/loss": loss}, batch_size=self.samples_in(batch), prog_bar=True)
         return loss
 
     def caption(self, images: Tensor, method: str = "greedy") -> list[list[str]]:

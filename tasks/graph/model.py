@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from torchmetrics.functional.classification import multiclass_accuracy
 
 import attention
+from tasks._base import log_train_step
 
 BASELINES = ("none", "mlp")
 
@@ -157,8 +158,11 @@ class NodeClassifier(L.LightningModule):
         acc = multiclass_accuracy(logits.argmax(-1), target, num_classes=self.hparams.num_classes,
                                   average="micro")
         # One step holds the whole split; batch_size=1 saves Lightning guessing it from the dict.
-        self.log(f"{stage}/loss", loss, batch_size=1, prog_bar=stage == "val")
-        self.log(f"{stage}/acc", acc, batch_size=1, prog_bar=stage != "train")
+        if stage == "train":
+            log_train_step(self, {"train/loss": loss, "train/acc": acc}, batch_size=1)
+        else:
+            self.log(f"{stage}/loss", loss, batch_size=1, prog_bar=stage == "val")
+            self.log(f"{stage}/acc", acc, batch_size=1, prog_bar=True)
         return loss
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from tasks._base import log_train_step
 from tasks._text import Vocab
 
 from .model import SentimentModel
@@ -29,7 +30,7 @@ class SentimentModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         loss = F.cross_entropy(self.model(batch["ids"]), batch["label"])
-        self.log("train/loss", loss, batch_size=self.samples_in(batch), prog_bar=True)
+        log_train_step(self, {"train/loss": loss}, batch_size=self.samples_in(batch), prog_bar=True)
         return loss
 
     def _evaluate(self, batch: dict, stage: str) -> None:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tasks._base import log_train_step
 from tasks._text import BOS_ID, PAD_ID, Vocab, detokenize, pad
 
 from .decoding import beam_search, greedy
@@ -66,7 +67,7 @@ class TranslationModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         loss = self._loss(batch)
-        self.log("train/loss", loss, batch_size=self.samples_in(batch), prog_bar=True)
+        log_train_step(self, {"train/loss": loss}, batch_size=self.samples_in(batch), prog_bar=True)
         return loss
 
     def translate(self, src: Tensor, method: str = "greedy") -> list[list[str]]:

@@ -55,7 +55,9 @@ def soft_target(answers: list[str], classes: dict[str, int]) -> dict[int, float]
 class EncodedSplit(torch.utils.data.Dataset):
     """Token ids and answer targets of one split; ``collate`` turns question indices into a batch."""
 
-    def __init__(self, qa: QASet, vocab: Vocab, classes: dict[str, int], *, drop_unanswerable: bool) -> None:
+    def __init__(self, qa: QASet, vocab: Vocab, classes: dict[str, int], *, drop_unanswerable: bool,
+                 with_text: bool = True) -> None:
+        self.with_text = with_text  # answers and question types, for evaluation; training needs tensors only
         targets = [soft_target(a, classes) for a in qa.answers]
         keep = [i for i, t in enumerate(targets) if t or not drop_unanswerable]
         self.qa, self.keep, self.num_classes = qa, keep, len(classes)
@@ -77,10 +79,12 @@ class EncodedSplit(torch.utils.data.Dataset):
             for c, p in self.targets[i].items():
                 target[row, c] = p
         ids = [self.ids[i] for i in items]
-        return {"images": images, "image_row": rows, "image_index": index, "question": pad(ids),
-                "lengths": torch.tensor([len(x) for x in ids]), "target": target,
-                "answers": [self.qa.answers[self.keep[i]] for i in items],
-                "types": [self.qa.types[self.keep[i]] for i in items]}
+        batch = {"images": images, "image_row": rows, "image_index": index, "question": pad(ids),
+                 "lengths": torch.tensor([len(x) for x in ids]), "target": target}
+        if self.with_text:  # Python lists: Lightning walks them element by element on every step
+            batch["answers"] = [self.qa.answers[self.keep[i]] for i in items]
+            batch["types"] = [self.qa.types[self.keep[i]] for i in items]
+        return batch
 
 
 class VQAData(L.LightningDataModule):
@@ -101,7 +105,8 @@ class VQAData(L.LightningDataModule):
         ranked = sorted(counts, key=lambda a: (-counts[a], a))[:max_answers]
         self.answer_list = ranked
         classes = {a: i for i, a in enumerate(ranked)}
-        self.sets = {s: EncodedSplit(sets[s], self.vocab, classes, drop_unanswerable=s == "train")
+        self.sets = {s: EncodedSplit(sets[s], self.vocab, classes, drop_unanswerable=s == "train",
+                                   with_text=s != "train")
                      for s in SPLITS}
         if not len(self.sets["train"]):
             raise ValueError("no training question has an answer among the answer classes")

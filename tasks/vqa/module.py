@@ -15,6 +15,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from tasks._base import log_train_step
 from tasks.metrics import vqa_accuracy
 
 from .sortofclevr import NON_RELATIONAL, RELATIONAL
@@ -48,7 +49,7 @@ class VQAModule(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         logits, _ = self(batch)
         loss = self._loss(logits, batch["target"])
-        self.log("train/loss", loss, batch_size=self.samples_in(batch), prog_bar=True)
+        log_train_step(self, {"train/loss": loss}, batch_size=self.samples_in(batch), prog_bar=True)
         return loss
 
     def _evaluate(self, batch: dict, stage: str) -> None:

@@ -217,7 +217,7 @@ def test_forward_backward_and_maps(variant):
             module.attention_maps(batch)
     elif attention.REGISTRY[variant].capabilities.weights:
         maps = module.attention_maps(batch)
-        assert maps["weights"].shape == (len(batch["answers"]), 2, 4, 4)
+        assert maps["weights"].shape == (len(batch["target"]), 2, 4, 4)
         total = maps["weights"].sum((-1, -2))
         if variant == "memory":  # its memory slots take the rest of the mass
             assert (total <= 1 + 1e-5).all()
@@ -298,3 +298,11 @@ def test_attention_examples_for_the_report(variant):
     assert example["grid"] == [4, 4] and len(example["weights"]) == 2 and len(example["weights"][0]) == 16
     assert "nearest" in example["text"] and example["steps"] == ["hop 1", "hop 2"]
     assert torch.tensor(example["image"]).shape == (3, 24, 24)
+
+
+def test_training_batches_hold_tensors_only_and_evaluation_batches_the_answers():
+    data, _ = TASK.build(tiny_config(), "reference", None, seed=0)
+    train = next(iter(data.train_dataloader()))
+    assert all(isinstance(v, torch.Tensor) for v in train.values())  # nothing for Lightning to walk
+    val = next(iter(data.val_dataloader()))
+    assert len(val["answers"]) == len(val["types"]) == len(val["target"])
