@@ -32,7 +32,6 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import json
-import logging
 import multiprocessing
 import os
 import queue
@@ -55,7 +54,7 @@ from reports.records import write_json_atomic
 from tasks import TASK_MODULES, get_task
 from tasks._base import apply_overrides
 
-from .train import train_and_test
+from .train import quiet_lightning, train_and_test
 
 SUITE_KEYS = {"preset", "seeds", "tasks", "threads", "jobs"}
 TASK_KEYS = {"variants", "data", "overrides", "variant_overrides"}
@@ -194,7 +193,7 @@ def _describe(running: list[Run]) -> str:
 
 def execute_run(suite: Suite, run: Run, out: Path, concurrent_runs: int) -> None:
     """Train and record one run, unless another process recorded it while this one waited for its lock."""
-    with _run_lock(out, run.key), _quiet_lightning():
+    with _run_lock(out, run.key), quiet_lightning():
         if _record_path(out, run).is_file():
             return
         started = time.perf_counter()
@@ -205,21 +204,6 @@ def execute_run(suite: Suite, run: Run, out: Path, concurrent_runs: int) -> None
         record["suite"] = suite.name
         record["wall_time_s"] = time.perf_counter() - started
         write_json_atomic(_record_path(out, run), record)
-
-
-@contextmanager
-def _quiet_lightning() -> Iterator[None]:
-    """Lightning's per-run info lines (accelerator, tips, checkpoint restores) would bury the suite's
-    progress display; its warnings and errors still show. Every run's metrics are in its CSV log."""
-    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
 
 
 @contextmanager

@@ -47,7 +47,7 @@ from reports.records import write_json_atomic
 from tasks import TASK_MODULES, get_task
 from tasks._base import apply_overrides
 
-from .train import train_and_test
+from .train import quiet_lightning, train_and_test
 
 SWEEP_KEYS = {"task", "preset", "data", "study", "n_trials", "seed", "variants", "pruner", "sampler",
               "params", "heartbeat", "overrides"}
@@ -221,10 +221,11 @@ def objective(trial: optuna.Trial, sweep: Sweep, out: Path, *, rdb: bool = False
     record_path = out / "trials" / f"{key}.json"
     base = {"sweep": sweep.study, "trial": trial.number, "params": trial.params}
     try:
-        record = train_and_test(sweep.task, variant, data=sweep.data, seed=sweep.seed,
-                                config=sweep.preset, overrides=overrides, run_dir=out / "runs" / key,
-                                progress=False, run_id=f"{sweep.study}/trial{trial.number}",
-                                callbacks=callbacks)
+        with quiet_lightning():
+            record = train_and_test(sweep.task, variant, data=sweep.data, seed=sweep.seed,
+                                    config=sweep.preset, overrides=overrides, run_dir=out / "runs" / key,
+                                    progress=False, run_id=f"{sweep.study}/trial{trial.number}",
+                                    callbacks=callbacks)
     except optuna.TrialPruned as pruned:
         reason = f"{sweep.pruner['type']} pruner: {pruned}"
         write_json_atomic(record_path, {**base, "task": sweep.task, "variant": variant, "seed": sweep.seed,

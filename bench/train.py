@@ -13,10 +13,13 @@ where the mark cannot be reset (not Linux) it is the process's lifetime peak
 
 from __future__ import annotations
 
+import logging
 import resource
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
@@ -159,3 +162,18 @@ def _finish(record: dict, out: str | None) -> dict:
     if out:
         write_json_atomic(out, record)
     return record
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Lightning's per-run info lines (accelerator, tips, checkpoint restores) would bury a suite's or a
+    sweep's own output; its warnings and errors still show. Every run's metrics are in its CSV log."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
