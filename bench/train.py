@@ -33,6 +33,9 @@ from tasks._base import apply_overrides
 
 # Lightning's own pytree helper trips a torch deprecation on every fit; nothing a user can act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
+# Full-batch tasks (graph) have one step per epoch; Lightning warns that it is fewer than
+# log_every_n_steps, yet it counts steps across epochs and logs every 10th all the same.
+warnings.filterwarnings("ignore", message=r".*smaller than the logging interval", category=Warning)
 
 
 # Training-step values reach the CSV log every this many steps (``trainer.log_every_n_steps`` in

@@ -62,14 +62,14 @@ def postgres_url():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _sweep(tmp_path: Path, study: str, n_trials: int, max_epochs: int) -> Path:
+def _sweep(tmp_path: Path, study: str, n_trials: int, max_epochs: int, grace: int) -> Path:
     config = get_task("graph").config("quick")
     config["data"].update(num_nodes=120, num_val=30, num_test=30, train_per_class=4)
     config["trainer"] = {"max_epochs": max_epochs, "patience": 0}
     preset = tmp_path / "graph-tiny.yaml"
     preset.write_text(yaml.safe_dump(config))
     spec = {"task": "graph", "preset": str(preset), "study": study, "n_trials": n_trials, "seed": 0,
-            "variants": ["none", "mlp"], "pruner": "none", "heartbeat": {"interval": 1, "grace": 3},
+            "variants": ["none", "mlp"], "pruner": "none", "heartbeat": {"interval": 1, "grace": grace},
             "params": {"optim.lr": {"type": "float", "low": 1e-3, "high": 5e-2, "log": True}}}
     path = tmp_path / f"{study}.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -85,7 +85,9 @@ def _trials(url: str, study: str):
 
 
 def test_two_workers_complete_exactly_the_requested_trials(postgres_url, tmp_path) -> None:
-    sweep = _sweep(tmp_path, "pg-parallel", n_trials=4, max_epochs=3)
+    # No worker dies here: a generous grace, so that a heartbeat delayed by two busy workers on two
+    # cores never gets a live trial failed as stale (and retried: one trial too many).
+    sweep = _sweep(tmp_path, "pg-parallel", n_trials=4, max_epochs=3, grace=30)
     result = subprocess.run(_cli("sweep", str(sweep), "--storage", postgres_url, "--workers", "2",
                                  "--out", str(tmp_path / "out")), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -97,7 +99,7 @@ def test_two_workers_complete_exactly_the_requested_trials(postgres_url, tmp_pat
 
 
 def test_a_worker_killed_mid_trial_is_finished_by_the_next(postgres_url, tmp_path) -> None:
-    sweep = _sweep(tmp_path, "pg-killed", n_trials=2, max_epochs=150)
+    sweep = _sweep(tmp_path, "pg-killed", n_trials=2, max_epochs=150, grace=3)
     out = str(tmp_path / "out")
     first = subprocess.Popen(_cli("sweep", str(sweep), "--storage", postgres_url, "--out", out),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
