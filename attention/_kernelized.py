@@ -8,11 +8,11 @@ where j runs over every kept key (non-causal) or over kept keys j <= i (causal, 
 aligned as in torch). Non-causal: the sums S = phi(K)^T V (M x Dv) and z = phi(K)^T 1 are formed
 once, so nothing of size Lq x Lk exists, except where the other association is cheaper: for few
 queries and keys (a decoder step over a handful of regions), A = phi(Q) phi(K)^T (Lq x Lk) and
-A V, A 1 take fewer operations than S and z; the sums are the same, A is then smaller than S,
-and memory stays within the bound below. Causal: the prefix sums are carried between chunks of
-``chunk_size`` query positions; inside a chunk the few keys of the same chunk are handled by a
-small masked (chunk x chunk) product. Memory is O(L M + M Dv) per head (plus one state per chunk
-kept by autograd when gradients are needed), never O(L M Dv) and never O(Lq Lk).
+A V, A 1 take fewer operations than S and z. The sums are the same, and A then holds fewer than
+(Lq + Lk) M elements, the size of the features themselves. Causal: the prefix sums are carried
+between chunks of ``chunk_size`` query positions; inside a chunk the few keys of the same chunk
+are handled by a small masked (chunk x chunk) product. Memory is O(L M + M Dv) per head (plus one
+state per chunk kept by autograd when gradients are needed), never O(L M Dv).
 
 Key padding zeroes phi(k) and v of masked keys, so they add nothing to S or z, whatever they
 hold. A query with no kept key has a zero denominator; its output is defined as zeros (with
@@ -58,7 +58,7 @@ def kernel_attention(
 def _global_sums(q_feat: Tensor, k_feat: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
     (lq, m), (lk, dv) = q_feat.shape[-2:], value.shape[-2:]
     if quadratic_is_cheaper(lq, lk, m, dv):
-        sim = q_feat @ k_feat.transpose(-2, -1)  # (B, H, Lq, Lk), no bigger than the (M, Dv) state
+        sim = q_feat @ k_feat.transpose(-2, -1)  # (B, H, Lq, Lk): fewer than (Lq + Lk) M elements
         return sim @ value, sim.sum(dim=-1, keepdim=True)
     state = k_feat.transpose(-2, -1) @ value  # (B, H, M, Dv)
     norm = k_feat.sum(dim=-2).unsqueeze(-1)  # (B, H, M, 1)

@@ -12,7 +12,7 @@ gives the same output as ``scale=None``.
 
 Complexity: O(B H (Lq + Lk) D Dv) time and O(B H (Lq + Lk) D + D Dv) memory; causal runs as
 chunked prefix sums (see ``_kernelized``). Nothing of size Lq x Lk is formed, except for
-so few queries and keys that phi(Q) phi(K)^T is smaller than the D x Dv sums (see ``_kernelized``).
+so few queries and keys that phi(Q) phi(K)^T is the cheaper route (see ``_kernelized``).
 
 Limits: a different similarity from softmax, hence no exact limit. Masks: key padding only
 (masked keys get phi(k) = 0); causal and cross attention yes; no dropout (weights are never

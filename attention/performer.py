@@ -18,7 +18,7 @@ phi(k) = 0 in float32 (its true weight is negligible unless, causally, it is all
 
 Complexity: O(B H (Lq + Lk) M D) time, O(B H (Lq + Lk) M) memory; causal runs chunk-wise
 (see ``_kernelized``). Nothing of size Lq x Lk is formed, except for so few queries and
-keys that phi(Q) phi(K)^T is smaller than the M x Dv sums (see ``_kernelized``).
+keys that phi(Q) phi(K)^T is the cheaper route (see ``_kernelized``).
 
 Limits: an unbiased approximation of softmax attention with no exact limit (the error shrinks
 like 1/sqrt(M)); masks: key padding only (masked keys get phi(k) = 0); causal and cross

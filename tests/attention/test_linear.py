@@ -113,3 +113,7 @@ def test_association_order_follows_the_operation_count() -> None:
     assert _kernelized.quadratic_is_cheaper(1, 9, 256, 64)  # a decoder step over 9 regions
     assert not _kernelized.quadratic_is_cheaper(1024, 1024, 256, 64)
     assert not _kernelized.quadratic_is_cheaper(37, 41, 24, 5)
+    shapes = [(lq, lk, m, dv) for lq in (1, 3, 50, 400) for lk in (1, 9, 200, 5000) for m in (1, 8, 256)
+              for dv in (1, 16, 64)]
+    chosen = [s for s in shapes if _kernelized.quadratic_is_cheaper(*s)]
+    assert chosen and all(lq * lk < (lq + lk) * m for lq, lk, m, _ in chosen)  # A stays below the features
