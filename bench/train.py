@@ -27,6 +27,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
+import attention
 from reports.records import environment, new_run_id, write_json_atomic
 from tasks import get_task
 from tasks._base import apply_overrides
@@ -44,16 +45,19 @@ LOG_EVERY_N_STEPS = 10
 
 
 class TrainingMeter(Callback):
-    """Seconds spent in training batches and samples seen (``pl_module.samples_in(batch)``)."""
+    """Seconds spent in training batches and samples seen (``pl_module.samples_in(batch)``), and the
+    epoch training started at (above 0 when it resumed from a checkpoint)."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
         self.samples = 0
+        self.start_epoch = 0
         self._start = 0.0
         self._cuda = False
 
     def on_train_start(self, trainer, pl_module) -> None:
         self._cuda = pl_module.device.type == "cuda"  # asking torch.cuda every step costs a driver probe
+        self.start_epoch = trainer.current_epoch
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._start = time.perf_counter()
@@ -139,11 +143,17 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     last = directory / "checkpoints" / "last.ckpt"
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
-    best = trainer.checkpoint_callback.best_model_path
-    tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+    resumed = last.is_file()  # then time and samples count the resumed part only
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed else None)
+        best = trainer.checkpoint_callback.best_model_path
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        examples = task.attention_examples(module, datamodule)  # the module holds the tested best weights
+    except attention.NotSupportedError as err:  # a refusal the up-front checks could not foresee
+        record.update(status="unsupported", reason=f"refused while running: {'; '.join(err.reasons)}",
+                      **environment(str(module.device)))
+        return _finish(record, out)
     peak, method = _peak_memory(str(module.device), reset)
-    examples = task.attention_examples(module, datamodule)  # the module holds the tested best weights
     attention_file = write_json_atomic(directory / "attention.json", examples) if examples else None
     record.update(
         status="ok", reason="", metrics={k: float(v) for k, v in (tested[0] if tested else {}).items()},
@@ -151,7 +161,8 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
         samples_per_s=meter.samples / meter.seconds if meter.seconds else None,
         peak_mem_bytes=peak, mem_method=method, best_checkpoint=best, monitor=task.monitor,
         best_val=_score(trainer.checkpoint_callback.best_model_score),
-        epochs=trainer.current_epoch, attention_file=str(attention_file) if attention_file else None,
+        epochs=trainer.current_epoch, resumed_from_epoch=meter.start_epoch if resumed else None,
+        attention_file=str(attention_file) if attention_file else None,
         **environment(str(module.device)),
     )
     return _finish(record, out)

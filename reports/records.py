@@ -45,7 +45,7 @@ MICRO_STATUSES = ("ok", "unsupported", "incorrect", "oom", "error")
 TRAIN_FIELDS = (
     "run_id", "task", "variant", "seed", "data", "config", "status", "reason", "metrics", "params",
     "train_time_s", "samples_per_s", "peak_mem_bytes", "mem_method", "epochs", "best_checkpoint",
-    "monitor", "best_val", "attention_file", "concurrent_runs", *ENV_FIELDS,
+    "monitor", "best_val", "attention_file", "concurrent_runs", "resumed_from_epoch", *ENV_FIELDS,
 )
 
 
