@@ -188,14 +188,14 @@ def run_case(case: Case, *, check_max_len: int, min_run_time: float) -> dict:
         fn = timed_callable(module, case)
         peak, reserved, method = measure_peak(fn, case.device)
         measurement = Timer("fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time)
+    except attention.NotSupportedError as err:  # a refusal at run time (a RuntimeError): all its reasons
+        return row | {"status": "unsupported", "reason": "; ".join(err.reasons)}
     except (torch.OutOfMemoryError, MemoryError) as err:
         return row | {"status": "oom", "reason": str(err).splitlines()[0][:300]}
     except RuntimeError as err:
         text = str(err)
         status = "oom" if "can't allocate memory" in text or "out of memory" in text else "error"
         return row | {"status": status, "reason": text.splitlines()[0][:300]}
-    except attention.NotSupportedError as err:
-        return row | {"status": "unsupported", "reason": "; ".join(err.reasons)}
     except Exception as err:  # a failing case is a row with its reason; the grid goes on
         return row | {"status": "error", "reason": f"{type(err).__name__}: {err}".splitlines()[0][:300]}
     return row | derived(case, measurement.median, measurement.iqr, len(measurement.times), peak, reserved,

@@ -44,10 +44,20 @@ class Hungry(Broken):
         return attention.ReferenceAttention()(query, key, value, attn_mask, is_causal=is_causal)
 
 
+class Shy(Broken):
+    """Passes the up-front check, then refuses when called (as an explicit sdpa backend does)."""
+
+    name = "shy"
+
+    def _attend(self, query, key, value, attn_mask, *, is_causal, dropout_p, scale, need_weights):
+        raise attention.NotSupportedError("shy", ["no kernel for this shape", "second reason"])
+
+
 @pytest.fixture
 def fake_variants(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(attention.REGISTRY, "broken", Broken)
     monkeypatch.setitem(attention.REGISTRY, "hungry", Hungry)
+    monkeypatch.setitem(attention.REGISTRY, "shy", Shy)
 
 
 def test_grid_validation_names_the_problem() -> None:
@@ -74,6 +84,8 @@ def test_rows_for_every_outcome(fake_variants) -> None:
     assert broken["status"] == "incorrect" and "time_median_s" not in broken
     oom = run_case(_case("hungry", 32), check_max_len=16, min_run_time=0.001)
     assert oom["status"] == "oom" and "can't allocate" in oom["reason"]
+    shy = run_case(_case("shy"), check_max_len=32, min_run_time=0.001)  # a refusal is never an error
+    assert shy["status"] == "unsupported" and shy["reason"] == "no kernel for this shape; second reason"
     ok = run_case(_case("local", 32, window=4), check_max_len=32, min_run_time=0.001)
     assert ok["status"] == "ok" and ok["time_median_s"] > 0 and "limit case" in ok["reason"]
 
