@@ -95,6 +95,14 @@ class Task(ABC):
         return {section: dict(loaded.get(section) or {}) for section in SECTIONS}
 
 
+def variant_kwargs(config: dict, variant: str) -> dict:
+    """The constructor arguments ``model.variant_kwargs`` gives ``variant`` ({} when none)."""
+    kwargs = (config["model"].get("variant_kwargs") or {}).get(variant) or {}
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"model.variant_kwargs.{variant} must map argument names to values, got {kwargs!r}")
+    return dict(kwargs)
+
+
 def apply_overrides(config: dict, overrides: dict[str, object]) -> dict:
     """``{"model.hidden": 64}`` -> a copy of ``config`` with that key replaced.
 

@@ -8,8 +8,8 @@
 - ``cached_json``: the embedded-data cache under ``~/.cache/attnbench/<task>/``, keyed by the
   generator parameters and written atomically.
 - ``dense_variant_reasons``: why a dense attention variant cannot serve a task's uses, from the
-  variant's declared capabilities (never a hard-coded list); ``forms_weights`` and
-  ``run_device`` read the same capability data and config.
+  variant's declared capabilities and the refusals of the instance the run would build (never a
+  hard-coded list); ``forms_weights`` and ``run_device`` read the same capability data and config.
 """
 
 from __future__ import annotations
@@ -192,11 +192,16 @@ class AttentionUse(NamedTuple):
     causal: bool
     dropout_p: float = 0.0
     need_weights: bool = False
+    head_dim: int = 8  # what the model builds the variant with (some variants check it)
+    num_heads: int = 1
 
 
 def dense_variant_reasons(variant: str, uses: Sequence[AttentionUse], *, device: str = "cpu",
-                          baselines: Sequence[str] = ("none",)) -> list[str]:
-    """Why ``variant`` cannot serve every use, from its declared capabilities ([] = it can)."""
+                          baselines: Sequence[str] = ("none",), kwargs: dict | None = None) -> list[str]:
+    """Why ``variant`` cannot serve every use ([] = it can): its declared capabilities, then the
+    refusals of the instance the model would build (``kwargs``: its constructor arguments from
+    ``model.variant_kwargs``), such as an explicit sdpa backend or an xformers extension that cannot
+    load. Constructor arguments it rejects raise ValueError: that is a config error, not a refusal."""
     import attention
 
     if variant in baselines:
@@ -209,15 +214,26 @@ def dense_variant_reasons(variant: str, uses: Sequence[AttentionUse], *, device:
                 "over token sequences and needs a dense variant"]
     reasons = []
     for use in uses:
-        # Tiny tensors on the run's device: the capability check reads devices, shapes and masks.
-        query = torch.zeros(1, 1, use.lq, 8, device=device)
-        key = torch.zeros(1, 1, use.lk, 8, device=device)
+        # Tiny tensors on the run's device: the checks read devices, shapes, head dims and masks.
+        query = torch.zeros(1, use.num_heads, use.lq, use.head_dim, device=device)
+        key = torch.zeros(1, use.num_heads, use.lk, use.head_dim, device=device)
         mask = torch.ones(1, 1, 1, use.lk, dtype=torch.bool, device=device) if use.key_padding else None
-        found = attention.capability_reasons(
-            variant, cls.capabilities, query, key, mask, is_causal=use.causal,
-            dropout_p=use.dropout_p, need_weights=use.need_weights)
+        request = {"is_causal": use.causal, "dropout_p": use.dropout_p, "need_weights": use.need_weights}
+        found = attention.capability_reasons(variant, cls.capabilities, query, key, mask, **request)
+        if not found:
+            found = _instance(variant, use, kwargs).not_supported_reasons(query, key, mask, **request)
         reasons += [f"{use.where}: {r}" for r in found]
     return reasons
+
+
+def _instance(variant: str, use: AttentionUse, kwargs: dict | None):
+    import attention
+
+    try:
+        return attention.build_in_context(variant, head_dim=use.head_dim, num_heads=use.num_heads,
+                                          max_len=use.lk, **(kwargs or {}))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"model.variant_kwargs for {variant!r} ({kwargs or {}}): {err}") from err
 
 
 def forms_weights(variant: str) -> bool:

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import lightning as L
 
-from tasks._base import Task
+from tasks._base import Task, variant_kwargs
 from tasks._text import AttentionUse, dense_variant_reasons, forms_weights, run_device
 
 from .data import build_data
@@ -32,9 +32,10 @@ class CaptioningTask(Task):
         model = config["model"]
         grid = model["encoder"]["grid"]
         use = AttentionUse("decoder attention over the regions", lq=1, lk=grid * grid, key_padding=False,
-                           causal=False, need_weights=float(model["doubly_stochastic"]) > 0)
+                           causal=False, need_weights=float(model["doubly_stochastic"]) > 0,
+                           head_dim=model["dim"])
         reasons = dense_variant_reasons(variant, [use], device=run_device(config["trainer"]),
-                                        baselines=self.baselines)
+                                        baselines=self.baselines, kwargs=variant_kwargs(config, variant))
         if use.need_weights and any("need_weights" in r for r in reasons):
             reasons.append("set model.doubly_stochastic=0 to train without the regulariser")
         return reasons

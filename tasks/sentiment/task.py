@@ -7,7 +7,7 @@ from typing import ClassVar
 import lightning as L
 
 import attention
-from tasks._base import Task
+from tasks._base import Task, variant_kwargs
 from tasks._text import AttentionUse, dense_variant_reasons, forms_weights, run_device, spread
 
 from .data import build_data, collate
@@ -19,15 +19,16 @@ EXAMPLES = 3  # test reviews in a run's attention file
 
 def attention_uses(model_cfg: dict, variant: str) -> list[tuple[str, list[AttentionUse]]]:
     """(variant, its uses): the pooling query over the tokens, and the Transformer's self-attention."""
-    p = float(model_cfg["attn_dropout"])
+    p, hidden, heads = float(model_cfg["attn_dropout"]), model_cfg["hidden"], model_cfg["heads"]
     uses = []
     if variant != "none":
         uses.append((variant, [AttentionUse("attention pooling", lq=1, lk=3, key_padding=True, causal=False,
-                                            dropout_p=p)]))
+                                            dropout_p=p, head_dim=hidden)]))
     if model_cfg["encoder"] == "transformer":
         self_attn = model_cfg.get("encoder_variant") or variant
         uses.append((self_attn, [AttentionUse("encoder self-attention", 3, 3, key_padding=True, causal=False,
-                                              dropout_p=p)]))
+                                              dropout_p=p, head_dim=max(hidden // heads, 1),
+                                              num_heads=heads)]))
     return uses
 
 
@@ -52,7 +53,8 @@ class SentimentTask(Task):
                                "model.encoder_variant to use the 'none' pooling baseline")
             else:
                 reasons += dense_variant_reasons(name, uses, device=run_device(config["trainer"]),
-                                                 baselines=self.baselines)
+                                                 baselines=self.baselines,
+                                                 kwargs=variant_kwargs(config, name))
         return reasons
 
     def build(self, config: dict, variant: str, data: str | None, seed: int

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import lightning as L
 
-from tasks._base import Task
+from tasks._base import Task, variant_kwargs
 from tasks._text import AttentionUse, dense_variant_reasons, forms_weights, run_device, spread
 
 from .data import TranslationData, build_data, collate
@@ -21,11 +21,13 @@ EXAMPLES = 3  # test sentences in a run's attention file: the shortest, a middle
 def attention_uses(model_cfg: dict) -> list[AttentionUse]:
     """Where the configured model family calls the variant, and what it asks of it."""
     if model_cfg["family"] == "rnn":
-        return [AttentionUse("decoder attention over the source", lq=2, lk=3, key_padding=True, causal=False)]
-    p = float(model_cfg["attn_dropout"])
-    return [AttentionUse("encoder self-attention", 3, 3, key_padding=True, causal=False, dropout_p=p),
-            AttentionUse("decoder self-attention", 3, 3, key_padding=False, causal=True, dropout_p=p),
-            AttentionUse("decoder cross-attention", 2, 3, key_padding=True, causal=False, dropout_p=p)]
+        return [AttentionUse("decoder attention over the source", lq=2, lk=3, key_padding=True, causal=False,
+                             head_dim=model_cfg["hidden"])]
+    p, heads = float(model_cfg["attn_dropout"]), model_cfg["heads"]
+    shape = {"dropout_p": p, "head_dim": max(model_cfg["hidden"] // heads, 1), "num_heads": heads}
+    return [AttentionUse("encoder self-attention", 3, 3, key_padding=True, causal=False, **shape),
+            AttentionUse("decoder self-attention", 3, 3, key_padding=False, causal=True, **shape),
+            AttentionUse("decoder cross-attention", 2, 3, key_padding=True, causal=False, **shape)]
 
 
 def build_model(cfg: dict, variant: str, data: TranslationData) -> RNNSeq2Seq | TransformerSeq2Seq:
@@ -58,7 +60,8 @@ class TranslationTask(Task):
             return ["'none' is the RNN family's no-attention baseline (a fixed context from the encoder's "
                     "final state); a Transformer cannot run without attention"]
         return dense_variant_reasons(variant, attention_uses(config["model"]),
-                                     device=run_device(config["trainer"]), baselines=self.baselines)
+                                     device=run_device(config["trainer"]), baselines=self.baselines,
+                                     kwargs=variant_kwargs(config, variant))
 
     def build(self, config: dict, variant: str, data: str | None, seed: int
               ) -> tuple[L.LightningDataModule, L.LightningModule]:

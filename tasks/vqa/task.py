@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import lightning as L
 
-from tasks._base import Task
+from tasks._base import Task, variant_kwargs
 from tasks._text import AttentionUse, dense_variant_reasons, forms_weights, run_device
 
 from .data import build_data
@@ -31,9 +31,9 @@ class VQATask(Task):
         config = config or self.config("quick")
         grid = config["model"]["encoder"]["grid"]
         use = AttentionUse("question-guided attention over the regions", lq=1, lk=grid * grid,
-                           key_padding=False, causal=False)
+                           key_padding=False, causal=False, head_dim=config["model"]["dim"])
         return dense_variant_reasons(variant, [use], device=run_device(config["trainer"]),
-                                     baselines=self.baselines)
+                                     baselines=self.baselines, kwargs=variant_kwargs(config, variant))
 
     def build(self, config: dict, variant: str, data: str | None, seed: int
               ) -> tuple[L.LightningDataModule, L.LightningModule]:

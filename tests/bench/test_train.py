@@ -7,6 +7,7 @@ import json
 import pytest
 import yaml
 
+import attention
 import tasks
 from bench.cli import main
 from bench.train import train_and_test
@@ -38,6 +39,20 @@ def test_train_writes_a_complete_record(toy, tmp_path) -> None:
 def test_unsupported_variant_is_a_record_with_a_reason(toy) -> None:
     record = train_and_test("toy", "linformer", config=str(toy), progress=False)
     assert record["status"] == "unsupported" and "linformer" in record["reason"]
+
+
+class RefusesWhenCalled(attention.UniformAttention):
+    """Passes every up-front check, then refuses on its first call (a kernel's own verdict)."""
+
+    def _attend(self, query, key, value, attn_mask, *, is_causal, dropout_p, scale, need_weights):
+        raise attention.NotSupportedError(self.name, ["no kernel for head dim 4", "second reason"])
+
+
+def test_a_refusal_while_running_is_a_record_not_a_crash(toy, tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(attention.REGISTRY, "uniform", RefusesWhenCalled)
+    record = train_and_test("toy", "uniform", config=str(toy), run_dir=str(tmp_path / "run"), progress=False)
+    assert record["status"] == "unsupported"
+    assert record["reason"] == "refused while running: no kernel for head dim 4; second reason"
 
 
 def test_overrides_must_name_existing_keys(toy) -> None:

@@ -123,6 +123,15 @@ def test_dense_variant_reasons_come_from_capabilities() -> None:
     assert "unknown variant 'nope'" in dense_variant_reasons("nope", cross)[0]
 
 
+def test_dense_variant_reasons_ask_the_instance_the_model_would_build() -> None:
+    cross = [AttentionUse("pooling", lq=1, lk=3, key_padding=True, causal=False, head_dim=8)]
+    efficient = dense_variant_reasons("sdpa", cross, kwargs={"backend": "efficient"})
+    assert efficient == ["pooling: backend 'efficient' is a CUDA kernel; torch has no cpu implementation"]
+    assert dense_variant_reasons("sdpa", cross, kwargs={"backend": "math"}) == []
+    with pytest.raises(ValueError, match=r"model.variant_kwargs for 'sdpa' .*backend must be one of"):
+        dense_variant_reasons("sdpa", cross, kwargs={"backend": "fastest"})
+
+
 def test_run_device_follows_the_trainer_config() -> None:
     assert run_device({"accelerator": "cpu"}) == "cpu"
     assert run_device({"accelerator": "gpu"}) == "cuda"
