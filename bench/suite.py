@@ -23,8 +23,9 @@ With ``jobs`` > 1 (or ``attnbench run --jobs N``) that many worker processes tak
 queue; each imports torch once and trains one run at a time. Workers die with the suite process
 (also on SIGKILL), and a lock per run (``<out>/locks/<key>.lock``) keeps two suite processes on
 one folder from training the same run twice. Runs that share the machine slow each other down:
-every record says how many ran at once (``concurrent_runs``), and the report says so next to
-the speed figures. Use ``jobs: 1`` when the speed columns are what you are after.
+every record carries the suite's worker count (``concurrent_runs``: up to that many runs shared
+the machine with it), and the report says so next to the speed figures. Use ``jobs: 1`` when the
+speed columns are what you are after.
 """
 
 from __future__ import annotations
@@ -139,7 +140,10 @@ def _task_runs(path: Path, task_name: str, entry: dict, preset: str, seeds: list
     runs = []
     for variant in variants:
         overrides = {**base, **(per_variant.get(variant) or {})}
-        apply_overrides(config, overrides)  # raises on an unknown parameter name, before any training
+        try:  # an unknown parameter name or constructor arguments a variant rejects: before any training
+            task.variant_reasons(variant, apply_overrides(config, overrides))
+        except ValueError as err:
+            raise ValueError(f"{where}, variant {variant!r}: {err}") from err
         runs += [Run(task_name, variant, seed, entry.get("data"), overrides) for seed in seeds]
     return runs
 

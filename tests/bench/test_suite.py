@@ -53,6 +53,14 @@ def test_bad_suites_fail_before_training(toy, tmp_path, entry, match) -> None:
         load_suite(str(_suite(tmp_path, toy, **entry)))
 
 
+def test_constructor_arguments_a_variant_rejects_fail_before_training(tmp_path) -> None:
+    path = tmp_path / "s.yaml"
+    bad = {"sdpa": {"model.variant_kwargs": {"sdpa": {"backend": "fastest"}}}}
+    path.write_text(yaml.safe_dump({"tasks": {"vqa": {"variants": ["sdpa"], "variant_overrides": bad}}}))
+    with pytest.raises(ValueError, match=r"task 'vqa', variant 'sdpa': model.variant_kwargs for 'sdpa'"):
+        load_suite(str(path))
+
+
 def test_unknown_task_and_missing_suite(tmp_path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump({"tasks": {"chess": {}}}))
