@@ -11,6 +11,7 @@
     sampler: {type: tpe}           # tpe (default) | random, with the sampler's own arguments
     pruner: {type: median, n_startup_trials: 3, n_warmup_steps: 5}   # `pruner: none` disables
     heartbeat: {interval: 10, grace: 30}   # RDB storage: a trial silent for `grace` s is retried
+    export_seeds: [0, 1, 2]        # seeds of the exported best suite (default [0, 1, 2])
     params:                        # config keys (as in --set) and their search space
       optim.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
       model.hidden: {type: int, low: 8, high: 64, step: 8}
@@ -22,9 +23,13 @@ test split); pruning reports it every validation through optuna-integration's
 (asynchronous successive halving) and hyperband, each taking its Optuna class's arguments.
 Storage: a journal file under the sweep directory by default
 (safe for several local processes; a RUNNING trial whose process on this host has died is
-marked failed and re-queued when a worker starts), or an RDB URL (``postgresql://...``) for
-workers on several machines, with heartbeats and ``RetryFailedTrialCallback``. Every trial writes
-a result record; the best parameters are exported as a suite YAML for ``attnbench run``.
+marked failed and re-queued when a worker starts), or an RDB URL (``postgresql://...``, driver
+from ``pip install -e ".[postgres]"``) for workers on several machines, with heartbeats and
+``RetryHeartbeatStaleTrialCallback``. The storage is opened before any worker starts, so a
+missing driver or an unreachable server is one clear error. Every trial writes a result record
+(a failed one with its reason); the best parameters are exported as a suite YAML for
+``attnbench run``. A worker process that dies, or a study in which no trial completed, is an
+error that says so; the trials already finished stay in the storage and a rerun resumes.
 """
 
 from __future__ import annotations
@@ -33,15 +38,22 @@ import multiprocessing
 import os
 import socket
 import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 import yaml
-from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from reports.records import write_json_atomic
 from tasks import TASK_MODULES, get_task
@@ -50,7 +62,7 @@ from tasks._base import apply_overrides
 from .train import quiet_lightning, train_and_test
 
 SWEEP_KEYS = {"task", "preset", "data", "study", "n_trials", "seed", "variants", "pruner", "sampler",
-              "params", "heartbeat", "overrides"}
+              "params", "heartbeat", "overrides", "export_seeds"}
 PRUNERS = {"median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
            "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
            "hyperband": optuna.pruners.HyperbandPruner}
@@ -59,6 +71,11 @@ DEFAULT_PRUNER = {"type": "median", "n_startup_trials": 3, "n_warmup_steps": 3}
 PARAM_TYPES = {"float": {"low", "high", "log", "step"}, "int": {"low", "high", "log", "step"},
                "categorical": {"choices"}}
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+POSTGRES_EXTRA = "pip install -e '.[postgres]'"
+
+
+class SweepError(RuntimeError):
+    """A sweep that cannot go on or finish: storage, workers, or no completed trial (one line)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,7 @@ class Sweep:
     heartbeat: tuple[int, int] = (10, 30)  # RDB only: seconds between beats, grace before a trial is stale
     sampler: dict = field(default_factory=lambda: {"type": "tpe"})
     overrides: dict = field(default_factory=dict)
+    export_seeds: tuple[int, ...] = (0, 1, 2)
 
     def make_pruner(self) -> optuna.pruners.BasePruner:
         if self.pruner is None:
@@ -101,25 +119,30 @@ def load_sweep(path: str | Path) -> Sweep:
         raise ValueError(f"{path}: unknown task {task_name!r}; valid tasks: {valid}")
     task = get_task(task_name)
     variants = spec.get("variants") or []
-    known = task.applicable_variants()
-    bad = [v for v in variants if v not in known or known[v]]
-    if not variants or bad:
-        raise ValueError(f"{path}: variants {bad or variants!r} are unknown or not applicable to "
-                         f"{task_name}; applicable: {[v for v, r in known.items() if not r]}")
     params = spec.get("params") or {}
     if not params and len(variants) < 2:
         raise ValueError(f"{path}: the search space is empty (no params and a single variant)")
     preset = str(spec.get("preset", "quick"))
-    config = task.config(preset)
     fixed = spec.get("overrides") or {}
     if not isinstance(fixed, dict):
         raise ValueError(f"{path}: overrides must map config keys to values, got {fixed!r}")
     both = sorted(set(fixed) & set(params))
     if both:
         raise ValueError(f"{path}: {both} are both fixed (overrides) and searched (params)")
-    apply_overrides(config, {**fixed, **{name: None for name in params}})  # unknown names raise here
+    config = task.config(preset)
+    apply_overrides(config, {name: None for name in params})  # unknown names raise here
+    config = apply_overrides(config, fixed)
+    known = task.applicable_variants(config)  # what every trial shares: the preset and the overrides
+    bad = [v for v in variants if v not in known or known[v]]
+    if not variants or bad:
+        raise ValueError(f"{path}: variants {bad or variants!r} are unknown or not applicable to "
+                         f"{task_name} with preset {preset!r} and the sweep's overrides; applicable: "
+                         f"{[v for v, r in known.items() if not r]}")
     for name, space in params.items():
         _check_space(path, name, space)
+    seeds = spec.get("export_seeds", [0, 1, 2])
+    if not isinstance(seeds, list) or not seeds or not all(type(x) is int for x in seeds):
+        raise ValueError(f"{path}: export_seeds must be a non-empty list of integers, got {seeds!r}")
     pruner = _component(path, "pruner", spec.get("pruner", DEFAULT_PRUNER), PRUNERS, "median")
     sampler = _component(path, "sampler", spec.get("sampler", {"type": "tpe"}), SAMPLERS, "tpe")
     n_trials = spec.get("n_trials", 20)
@@ -130,7 +153,7 @@ def load_sweep(path: str | Path) -> Sweep:
         raise ValueError(f"{path}: heartbeat must be {{interval: s, grace: s}}, got {heartbeat!r}")
     sweep = Sweep(task_name, preset, spec.get("data"), str(spec.get("study", path.stem)), n_trials,
                   int(spec.get("seed", 0)), list(variants), pruner, params,
-                  (int(heartbeat["interval"]), int(heartbeat["grace"])), sampler, dict(fixed))
+                  (int(heartbeat["interval"]), int(heartbeat["grace"])), sampler, dict(fixed), tuple(seeds))
     for kind, make in (("pruner", sweep.make_pruner), ("sampler", sweep.make_sampler)):
         try:
             make()
@@ -163,11 +186,36 @@ def _check_space(path: Path, name: str, space: object) -> None:
 
 
 def make_storage(url: str | None, out: Path, heartbeat: tuple[int, int] = (10, 30)):
+    """The journal file under ``out`` (``url`` None) or the RDB at ``url``; SweepError when it cannot
+    be opened (no driver, not a URL, server unreachable), with the password hidden."""
     if url is None:
         out.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(out / "journal.log")))
-    return RDBStorage(url, heartbeat_interval=heartbeat[0], grace_period=heartbeat[1],
-                      failed_trial_callback=RetryFailedTrialCallback(max_retry=3))
+    engine = {"connect_args": {"connect_timeout": 10}} if url.startswith("postgresql") else {}
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, and stable in use here
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat[0],
+                              grace_period=heartbeat[1],
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
+    except ImportError as err:
+        missing = err.__cause__ or err
+        hint = (f"install the PostgreSQL driver: {POSTGRES_EXTRA}" if url.startswith("postgresql") else
+                f"install this database's driver (PostgreSQL: {POSTGRES_EXTRA})")
+        raise SweepError(f"--storage {_shown(url)}: no database driver ({missing}); {hint}") from err
+    except sqlalchemy.exc.ArgumentError as err:
+        raise SweepError(f"--storage {_shown(url)}: not a database URL (expected e.g. "
+                         "postgresql://user:password@host:5432/dbname)") from err
+    except sqlalchemy.exc.OperationalError as err:
+        detail = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        raise SweepError(f"--storage {_shown(url)}: cannot connect to the database: {detail}") from err
+
+
+def _shown(url: str) -> str:
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return repr(url)
 
 
 def _suggest(trial: optuna.Trial, sweep: Sweep) -> tuple[str, dict]:
@@ -209,7 +257,8 @@ def claim_slot(study: optuna.Study, trial: optuna.Trial, n_trials: int, *, rdb: 
         time.sleep(0.5)
 
 
-def objective(trial: optuna.Trial, sweep: Sweep, out: Path, *, rdb: bool = False) -> float:
+def objective(trial: optuna.Trial, sweep: Sweep, out: Path, *, rdb: bool = False,
+              threads: int | None = None) -> float:
     from optuna_integration import PyTorchLightningPruningCallback
 
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -220,20 +269,27 @@ def objective(trial: optuna.Trial, sweep: Sweep, out: Path, *, rdb: bool = False
     callbacks = [PyTorchLightningPruningCallback(trial, monitor=task.monitor)] if sweep.pruner else []
     record_path = out / "trials" / f"{key}.json"
     base = {"sweep": sweep.study, "trial": trial.number, "params": trial.params}
+    short = {**base, "task": sweep.task, "variant": variant, "seed": sweep.seed}
     try:
         with quiet_lightning():
             record = train_and_test(sweep.task, variant, data=sweep.data, seed=sweep.seed,
                                     config=sweep.preset, overrides=overrides, run_dir=out / "runs" / key,
                                     progress=False, run_id=f"{sweep.study}/trial{trial.number}",
-                                    callbacks=callbacks)
+                                    callbacks=callbacks, threads=threads)
     except optuna.TrialPruned as pruned:
         reason = f"{sweep.pruner['type']} pruner: {pruned}"
-        write_json_atomic(record_path, {**base, "task": sweep.task, "variant": variant, "seed": sweep.seed,
-                                        "status": "pruned", "reason": reason})
+        write_json_atomic(record_path, {**short, "status": "pruned", "reason": reason})
+        raise
+    except (RuntimeError, ValueError) as err:  # this trial's settings failed; the study goes on
+        reason = f"{type(err).__name__}: {err}".strip()
+        trial.set_user_attr("failure", reason.splitlines()[0][:300])
+        write_json_atomic(record_path, {**short, "status": "failed", "reason": reason})
         raise
     write_json_atomic(record_path, {**record, **base})
     if record["status"] != "ok" or record.get("best_val") is None:
-        raise RuntimeError(f"trial {trial.number}: {record['status']} {record.get('reason', '')}")
+        reason = f"{record['status']}: {record.get('reason') or 'no validation metric'}"
+        trial.set_user_attr("failure", reason[:300])
+        raise RuntimeError(f"trial {trial.number}: {reason}")
     return record["best_val"]
 
 
@@ -269,12 +325,18 @@ def _study(sweep: Sweep, storage, worker: int) -> optuna.Study:
                                sampler=sweep.make_sampler(worker))
 
 
-def work(sweep: Sweep, out: Path, storage_url: str | None, worker: int = 0, gpu: int | None = None) -> None:
-    """One worker: optimise until the study holds ``n_trials`` finished (complete or pruned) trials.
+def work(sweep: Sweep, out: Path, storage_url: str | None, worker: int = 0, gpu: int | None = None,
+         threads: int | None = None, on_trial: Callable[[], None] | None = None,
+         task_modules: dict | None = None) -> None:
+    """One worker: optimise until the study holds ``n_trials`` finished (complete or pruned) trials,
+    or as many trials have failed (settings that cannot train stop the study rather than loop).
 
     ``gpu`` pins the worker to one device (set before CUDA initialises), so N workers on an
-    N-GPU machine run one trial per GPU.
+    N-GPU machine run one trial per GPU. ``threads``: torch intra-op threads per trial.
+    ``on_trial`` is called after every trial (the progress bar of an in-process worker);
+    ``task_modules``: tasks registered at run time in the parent process.
     """
+    TASK_MODULES.update(task_modules or {})
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -284,37 +346,94 @@ def work(sweep: Sweep, out: Path, storage_url: str | None, worker: int = 0, gpu:
         requeue_dead_trials(study)
     if len(study.get_trials(deepcopy=False, states=DONE)) >= sweep.n_trials:
         return
-    study.optimize(lambda t: objective(t, sweep, out, rdb=storage_url is not None), catch=(RuntimeError,),
-                   callbacks=[MaxTrialsCallback(sweep.n_trials, states=DONE)])
+    callbacks = [MaxTrialsCallback(sweep.n_trials, states=DONE), _stop_after_failures(sweep.n_trials)]
+    if on_trial is not None:
+        callbacks.append(lambda study, trial: on_trial())
+    study.optimize(lambda t: objective(t, sweep, out, rdb=storage_url is not None, threads=threads),
+                   catch=(RuntimeError, ValueError), callbacks=callbacks)
 
 
-def run_sweep(sweep: Sweep, out: str | Path, *, storage_url: str | None = None, workers: int = 1
-              ) -> dict:
-    """Run the study with ``workers`` local processes; export and return the best trial."""
+def _stop_after_failures(limit: int) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
+    """Stop once ``limit`` trials failed on their own settings (not re-queued or surplus ones)."""
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if sum("failure" in t.user_attrs for t in failed) >= limit:
+            study.stop()
+    return callback
+
+
+def run_sweep(sweep: Sweep, out: str | Path, *, storage_url: str | None = None, workers: int = 1,
+              threads: int | None = None, progress: bool = False, console: Console | None = None) -> dict:
+    """Run the study with ``workers`` local processes; export and return the best trial.
+
+    The storage is opened first (SweepError if it cannot be). A worker that dies, or a study with
+    no completed trial, raises SweepError once the others have finished.
+    """
     out = Path(out)
-    if workers == 1:
-        work(sweep, out, storage_url)
-    else:
-        import torch
+    storage = make_storage(storage_url, out, sweep.heartbeat)
+    with _trial_bar(sweep, storage, console or Console(), progress) as refresh:
+        if workers == 1:
+            work(sweep, out, storage_url, threads=threads, on_trial=refresh)
+        else:
+            _run_workers(sweep, out, storage_url, workers, threads, refresh)
+    return export_best(_study(sweep, storage, 0), sweep, out)
 
-        gpus = torch.cuda.device_count()
-        context = multiprocessing.get_context("spawn")
-        procs = [context.Process(target=work, args=(sweep, out, storage_url, i, i % gpus if gpus else None))
-                 for i in range(workers)]
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            proc.join()
-    study = _study(sweep, make_storage(storage_url, out, sweep.heartbeat), 0)
-    return export_best(study, sweep, out)
+
+def _run_workers(sweep: Sweep, out: Path, storage_url: str | None, workers: int, threads: int | None,
+                 refresh: Callable[[], None]) -> None:
+    import torch
+
+    gpus = torch.cuda.device_count()
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=work, args=(sweep, out, storage_url, i, i % gpus if gpus else None,
+                                                threads, None, dict(TASK_MODULES))) for i in range(workers)]
+    for proc in procs:
+        proc.start()
+    while any(proc.is_alive() for proc in procs):
+        procs[0].join(timeout=1.0)
+        refresh()
+    for proc in procs:
+        proc.join()
+    dead = [f"worker {i} exited with code {proc.exitcode}" for i, proc in enumerate(procs) if proc.exitcode]
+    if dead:
+        raise SweepError(f"sweep {sweep.study}: {'; '.join(dead)} (its traceback is above); the trials "
+                         "already finished are kept in the storage, and running the sweep again resumes")
+
+
+@contextmanager
+def _trial_bar(sweep: Sweep, storage, console: Console, enabled: bool) -> Iterator[Callable[[], None]]:
+    """A progress bar of finished trials read from the storage (so it counts every worker's)."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, disable=not enabled) as bar:
+        task = bar.add_task(f"sweep {sweep.study}", total=sweep.n_trials)
+
+        def refresh() -> None:
+            if not enabled:
+                return
+            study = _study(sweep, storage, 0)
+            done = len(study.get_trials(deepcopy=False, states=DONE))
+            complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            shown = f" (best {study.best_value:.4f})" if complete else ""
+            bar.update(task, completed=min(done, sweep.n_trials), description=f"sweep {sweep.study}{shown}")
+
+        refresh()
+        yield refresh
 
 
 def export_best(study: optuna.Study, sweep: Sweep, out: Path) -> dict:
-    """The best trial's settings as a suite that ``attnbench run`` accepts."""
+    """The best trial's settings as a suite that ``attnbench run`` accepts; SweepError without one."""
+    trials = study.get_trials(deepcopy=False)
+    if not any(t.state == TrialState.COMPLETE for t in trials):
+        counts = Counter(t.state.name.lower() for t in trials)
+        states = ", ".join(f"{n} {state}" for state, n in counts.items())
+        reasons = sorted({t.user_attrs["failure"] for t in trials if "failure" in t.user_attrs})[:3]
+        why = f"; reasons: {' | '.join(reasons)}" if reasons else ""
+        raise SweepError(f"sweep {sweep.study}: no trial completed ({states or 'no trials'}), nothing to "
+                         f"export{why}; every trial's record is in {out / 'trials'}")
     best = study.best_trial
     variant = best.params.get("variant", sweep.variants[0])
     searched = {k: v for k, v in best.params.items() if k != "variant"}
-    suite = {"preset": sweep.preset, "seeds": [0, 1, 2],
+    suite = {"preset": sweep.preset, "seeds": list(sweep.export_seeds),
              "tasks": {sweep.task: {"variants": [variant], "data": sweep.data,
                                     "variant_overrides": {variant: {**sweep.overrides, **searched}}}}}
     path = out / f"best_{sweep.study}.yaml"

@@ -8,8 +8,9 @@ import optuna
 import pytest
 import yaml
 
+import tasks
 from bench.suite import load_suite
-from bench.sweep import load_sweep, make_storage, requeue_dead_trials, run_sweep
+from bench.sweep import SweepError, load_sweep, make_storage, requeue_dead_trials, run_sweep
 
 from .conftest import register_toy
 
@@ -29,7 +30,7 @@ def _sweep_file(tmp_path, config, **extra):
 
 
 def test_sweep_runs_records_trials_and_exports_a_runnable_suite(toy, tmp_path) -> None:
-    sweep = load_sweep(_sweep_file(tmp_path, toy, overrides={"trainer.max_epochs": 2}))
+    sweep = load_sweep(_sweep_file(tmp_path, toy, overrides={"trainer.max_epochs": 2}, export_seeds=[5, 6]))
     out = tmp_path / "out"
     best = run_sweep(sweep, out)
     study = optuna.load_study(study_name=sweep.study, storage=make_storage(None, out))
@@ -42,6 +43,7 @@ def test_sweep_runs_records_trials_and_exports_a_runnable_suite(toy, tmp_path) -
     suite = load_suite(best["suite"])  # the export is a valid suite for `attnbench run`
     assert suite.runs[0].variant == best["variant"] and "optim.lr" in suite.runs[0].overrides
     assert suite.runs[0].overrides["trainer.max_epochs"] == 2 and "trainer.max_epochs" not in best["params"]
+    assert [run.seed for run in suite.runs] == [5, 6]  # the sweep's export_seeds
     run_sweep(sweep, out)  # resuming a finished study adds no trial
     assert len(optuna.load_study(study_name=sweep.study, storage=make_storage(None, out)).trials) == 4
 
@@ -70,6 +72,7 @@ def test_dead_workers_trials_are_requeued(toy, tmp_path) -> None:
     ({"pruner": 3}, "pruner must be a mapping"),
     ({"sampler": {"type": "grid"}}, "unknown sampler type 'grid'; valid: tpe, random"),
     ({"sampler": {"type": "tpe", "n_startup": 2}}, "sampler .* is not valid"),
+    ({"export_seeds": []}, "export_seeds must be a non-empty list of integers"),
 ])
 def test_bad_sweeps_fail_before_any_trial(toy, tmp_path, extra, match) -> None:
     with pytest.raises(ValueError, match=match):
@@ -87,3 +90,35 @@ def test_pruner_and_sampler_types_are_built_as_written(toy, tmp_path) -> None:
     assert isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner) and pruner._min_resource == 2
     assert isinstance(sweep.make_sampler(), optuna.samplers.RandomSampler)
     assert load_sweep(_sweep_file(tmp_path, toy, pruner="none")).pruner is None
+
+
+def test_variants_are_judged_with_the_sweeps_preset_and_overrides(tmp_path) -> None:
+    spec = {"task": "translation", "variants": ["none", "additive"],
+            "params": {"optim.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}}}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert load_sweep(path).variants == ["none", "additive"]  # the quick preset is the RNN family
+    path.write_text(yaml.safe_dump({**spec, "overrides": {"model.family": "transformer"}}))
+    with pytest.raises(ValueError, match=r"variants \['none'\] are unknown or not applicable .* overrides"):
+        load_sweep(path)
+
+
+def test_a_study_in_which_no_trial_completes_stops_and_says_why(toy, tmp_path) -> None:
+    lr = {"optim.lr": {"type": "float", "low": -2.0, "high": -1.0}}  # every trial fails to build Adam
+    sweep = load_sweep(_sweep_file(tmp_path, toy, params=lr))
+    with pytest.raises(SweepError, match=r"no trial completed \(4 fail\).*Invalid learning rate"):
+        run_sweep(sweep, tmp_path / "out")  # stops after n_trials failures instead of looping
+    records = [json.loads(p.read_text()) for p in (tmp_path / "out" / "trials").iterdir()]
+    assert len(records) == 4 and {r["status"] for r in records} == {"failed"}
+
+
+def test_a_worker_that_dies_is_an_error(monkeypatch, tmp_path) -> None:
+    monkeypatch.setitem(tasks.TASK_MODULES, "crash", "tests.bench._crash_task")
+    config = tmp_path / "crash.yaml"
+    config.write_text(yaml.safe_dump({"data": {"n": 60, "length": 5, "batch_size": 32}, "optim": {"lr": 0.05},
+                                      "trainer": {"max_epochs": 1}}))
+    spec = yaml.safe_load(_sweep_file(tmp_path, config).read_text())
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump({**spec, "task": "crash"}))
+    sweep = load_sweep(tmp_path / "sweep.yaml")
+    with pytest.raises(SweepError, match="worker 0 exited with code 3; worker 1 exited with code 3"):
+        run_sweep(sweep, tmp_path / "out", workers=2)

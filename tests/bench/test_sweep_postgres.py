@@ -1,7 +1,7 @@
 """Sweeps on a real PostgreSQL server (loopback): parallel workers and a worker killed mid-trial.
 
 The server is Debian's ``postgresql`` package (``.ci/run`` installs it); without its binaries, or
-without the psycopg2 driver, these tests skip and say why.
+without the psycopg driver (``pip install -e ".[postgres]"``), these tests skip and say why.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def postgres_url():
-    pytest.importorskip("psycopg2", reason="the psycopg2 driver is missing (pip install psycopg2-binary)")
+    pytest.importorskip("psycopg", reason="the psycopg driver is missing (pip install -e '.[postgres]')")
     bindir = Path(PG_BIN[-1]).parent
     root = Path(tempfile.mkdtemp(prefix="attnbench-pg-"))
     data = root / "data"
@@ -55,7 +55,7 @@ def postgres_url():
     subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"),
                     "-w", "start"], check=True, capture_output=True)
     try:
-        yield f"postgresql+psycopg2://attnbench@127.0.0.1:{port}/postgres"
+        yield f"postgresql://attnbench@127.0.0.1:{port}/postgres"  # as users write it: the extra's driver
     finally:
         subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                        capture_output=True)
