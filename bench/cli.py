@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 
 def _version() -> str:
@@ -39,34 +41,75 @@ def _cmd_variants(args: argparse.Namespace) -> int:
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, object]:
+    """``--set KEY=VALUE`` pairs, each value read as YAML; ValueError names a bad pair."""
     import yaml
 
     overrides = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"attnbench: --set expects KEY=VALUE (e.g. model.hidden=64), got {pair!r}")
-        overrides[key] = yaml.safe_load(value)
+            raise ValueError(f"--set expects KEY=VALUE (e.g. model.hidden=64), got {pair!r}")
+        try:
+            overrides[key] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            problem = str(getattr(err, "problem", None) or err).splitlines()[0]
+            raise ValueError(f"--set {pair}: the value is not valid YAML ({problem}); to pass it as a "
+                             f"string, quote it: --set '{key}=\"{value}\"'") from err
     return overrides
+
+
+def _path_problem(arg: str, value: str | None, want: str) -> str | None:
+    """Why ``value`` cannot be written as a ``want`` ("file" or "folder"), or None when it can."""
+    from pathlib import Path
+
+    if value is None:
+        return None
+    path = Path(value)
+    if want == "file" and path.is_dir():
+        return f"{arg} {value}: is a folder; expected a file path"
+    if want == "folder" and path.exists() and not path.is_dir():
+        return f"{arg} {value}: is a file; expected a folder"
+    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        return f"{arg} {value}: {blocked} is a file, so nothing can be written beneath it"
+    return None
+
+
+def _error(command: str, message: object) -> None:
+    """A user error: one plain line on stderr (no markup to misread, no wrapping, no traceback)."""
+    text = " ".join(str(message).split())
+    print(f"attnbench {command}: {text}", file=sys.stderr)
+
+
+def _refuse(command: str, *problems: str | None) -> bool:
+    """Print the first problem as attnbench's one-line error; True when there was one."""
+    problem = next((p for p in problems if p), None)
+    if problem:
+        _error(command, problem)
+    return problem is not None
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .train import train_and_test
+    from .train import quiet_lightning, train_and_test
 
     console = Console()
+    if _refuse("train", _path_problem("--out", args.out, "file"),
+               _path_problem("--run-dir", args.run_dir, "folder")):
+        return 2
     try:
-        record = train_and_test(args.task, args.variant, data=args.data, seed=args.seed,
-                                config=args.config, overrides=_parse_overrides(args.set), out=args.out,
-                                run_dir=args.run_dir, progress=not args.no_progress, threads=args.threads)
+        overrides = _parse_overrides(args.set)
+        with quiet_lightning():
+            record = train_and_test(args.task, args.variant, data=args.data, seed=args.seed,
+                                    config=args.config, overrides=overrides, out=args.out,
+                                    run_dir=args.run_dir, progress=not args.no_progress, threads=args.threads)
     except ValueError as err:
-        console.print(f"[red]attnbench train: {err}[/]", highlight=False)
+        _error("train", err)
         return 2
     if record["status"] != "ok":
-        console.print(f"[red]{args.task} cannot use variant {args.variant!r}: {record['reason']}[/]",
-                      highlight=False)
+        _error("train", f"{args.task} cannot use variant {args.variant!r}: {record['reason']}")
         return 2
     table = Table(title=f"{args.task} / {args.variant} / seed {args.seed} (best-validation checkpoint)")
     table.add_column("metric")
@@ -112,11 +155,17 @@ def _cmd_micro(args: argparse.Namespace) -> int:
                  "causal": args.causal, "masks": args.masks, "lk_ratio": args.lk_ratio,
                  "min_run_time": args.min_run_time,
                  "variants": args.variants}
+    if _refuse("micro", _path_problem("--out", args.out, "file")):
+        return 2
     try:
         grid = load_grid(args.grid, overrides)
     except ValueError as err:
-        console.print(f"[red]attnbench micro: {err}[/]", highlight=False)
+        _error("micro", err)
         return 2
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)  # every row records env_threads
     console.print(f"{len(grid.cases)} cases on {grid.settings['device']}; rows appended to {args.out}")
     run_grid(grid, args.out, console=console, progress=not args.no_progress)
     return 0
@@ -128,15 +177,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .suite import load_suite, run_suite
 
     console = Console()
+    if _refuse("run", _path_problem("--out", args.out, "folder")):
+        return 2
     try:
         suite = load_suite(args.suite)
     except ValueError as err:
-        console.print(f"[red]attnbench run: {err}[/]", highlight=False)
+        _error("run", err)
         return 2
-    if args.jobs is not None and args.jobs < 1:
-        console.print(f"[red]attnbench run: --jobs must be a positive integer, got {args.jobs}[/]",
-                      highlight=False)
-        return 2
+    if args.threads is not None:
+        suite = dataclasses.replace(suite, threads=args.threads)
     run_suite(suite, args.out or f"runs/suites/{suite.name}", console=console, progress=not args.no_progress,
               jobs=args.jobs)
     return 0
@@ -145,21 +194,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .sweep import load_sweep, run_sweep
+    from .sweep import SweepError, load_sweep, make_storage, run_sweep
 
     console = Console()
-    if args.workers < 1:
-        console.print(f"[red]attnbench sweep: --workers must be >= 1, got {args.workers}[/]")
+    if _refuse("sweep", _path_problem("--out", args.out, "folder")):
         return 2
     try:
         sweep = load_sweep(args.sweep)
-    except ValueError as err:
-        console.print(f"[red]attnbench sweep: {err}[/]", highlight=False)
+        out = Path(args.out or f"runs/sweeps/{sweep.study}")
+        make_storage(args.storage, out, sweep.heartbeat)  # no driver, not a URL, unreachable: say so now
+    except (ValueError, SweepError) as err:
+        _error("sweep", err)
         return 2
-    out = args.out or f"runs/sweeps/{sweep.study}"
     console.print(f"sweep {sweep.study}: {sweep.n_trials} trials of {sweep.task} with {args.workers} "
-                  f"worker(s), storage {args.storage or out + '/journal.log'}")
-    best = run_sweep(sweep, out, storage_url=args.storage, workers=args.workers)
+                  f"worker(s), storage {args.storage or out / 'journal.log'}", highlight=False)
+    try:
+        best = run_sweep(sweep, out, storage_url=args.storage, workers=args.workers, threads=args.threads,
+                         progress=not args.no_progress, console=console)
+    except SweepError as err:
+        _error("sweep", err)
+        return 1
     console.print(f"best trial {best['trial']}: {best['value']:.4f} with {best['variant']} {best['params']}",
                   highlight=False)
     console.print(f"exported as a suite: attnbench run {best['suite']}")
@@ -172,17 +226,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from reports.report import write_report
 
     console = Console()
+    if _refuse("report", _path_problem("--out", args.out, "folder")):
+        return 2
     files = write_report(args.records, args.out)
     console.print(f"report written: {files.markdown} and {files.html} ({files.figures} figures)",
                   highlight=False)
     for problem in files.problems:
-        console.print(f"[red]attnbench report: {problem}[/]", highlight=False)
+        _error("report", problem)
     return 2 if files.problems else 0
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from reports.check import Tolerances, run_check
 
     try:
@@ -194,6 +248,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if not args.records:
         print("attnbench check: give the records to check (files or folders)", file=sys.stderr)
         return 2
+    if _refuse("check", _path_problem("--summary", args.summary, "file")):
+        return 2
     result = run_check(args.baseline, args.records, tol)
     print(result.markdown)
     if args.summary:
@@ -202,11 +258,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from reports.baseline import BaselineError, load, save, summarise, update
     from reports.sources import collect
 
+    if _refuse("baseline", _path_problem("--out", args.out, "file")):
+        return 2
     found = collect(args.records)
     for problem in found.problems:
         print(f"attnbench baseline: {problem}", file=sys.stderr)
@@ -260,6 +316,24 @@ def _add_report_commands(sub) -> None:
     baseline.set_defaults(func=_cmd_baseline)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _long_running(parser: argparse.ArgumentParser, out_help: str, *, out_default: str | None = None,
+                  threads: str = "(default: torch's choice)") -> None:
+    """The flags every long-running command shares: where results go, progress, threads."""
+    parser.add_argument("--out", default=out_default, help=out_help)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
+    parser.add_argument("--threads", type=_positive_int, help=f"torch intra-op threads {threads}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attnbench",
                                      description="Benchmark suite for attention mechanisms.")
@@ -276,22 +350,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", default="quick", help="preset name (quick, full) or a YAML file")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set trainer.max_epochs=3")
-    train.add_argument("--out", help="write the result record as JSON to this file")
+    _long_running(train, "write the result record as JSON to this file")
     train.add_argument("--run-dir", help="where logs and checkpoints go (default runs/train/<run id>)")
-    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    train.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     train.set_defaults(func=_cmd_train)
     run = sub.add_parser("run", help="run a suite: tasks x variants x seeds, resumable")
     run.add_argument("suite", nargs="?", default="quick", help="suite YAML or shipped name (default quick)")
-    run.add_argument("--out", help="suite directory (default runs/suites/<suite name>)")
-    run.add_argument("--jobs", type=int, help="runs at once, each in a worker process (default: the suite's)")
-    run.add_argument("--no-progress", action="store_true")
+    _long_running(run, "suite directory (default runs/suites/<suite name>)", threads="per run (default: the "
+                  "suite's threads, else torch's choice)")
+    run.add_argument("--jobs", type=_positive_int,
+                     help="runs at once, each in a worker process (default: the suite's)")
     run.set_defaults(func=_cmd_run)
     sweep = sub.add_parser("sweep", help="an Optuna study over a task's variants and hyperparameters")
     sweep.add_argument("sweep", help="sweep YAML file (see configs/sweeps/)")
-    sweep.add_argument("--out", help="sweep directory (default runs/sweeps/<study>)")
-    sweep.add_argument("--storage", help="RDB URL for multi-machine workers (default: journal file)")
-    sweep.add_argument("--workers", type=int, default=1, help="local worker processes")
+    _long_running(sweep, "sweep directory (default runs/sweeps/<study>)",
+                  threads="per trial (default: torch's choice)")
+    sweep.add_argument("--storage", help="RDB URL for multi-machine workers, e.g. postgresql://user@host/db "
+                                         "(needs pip install -e '.[postgres]'; default: a journal file)")
+    sweep.add_argument("--workers", type=_positive_int, default=1, help="local worker processes (default 1)")
     sweep.set_defaults(func=_cmd_sweep)
     micro = sub.add_parser("micro", help="speed and memory micro-benchmarks of the variants")
     micro.add_argument("--grid", default="cpu", help="grid YAML file or shipped name (cpu, cuda, smoke)")
@@ -307,8 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     micro.add_argument("--head-dim", type=int)
     micro.add_argument("--lk-ratio", type=float, help="Lk / Lq (cross-attention shapes)")
     micro.add_argument("--min-run-time", type=float, help="seconds per blocked_autorange")
-    micro.add_argument("--out", default="results/micro.csv", help="CSV the rows are appended to")
-    micro.add_argument("--no-progress", action="store_true")
+    _long_running(micro, "CSV the rows are appended to (default %(default)s)",
+                  out_default="results/micro.csv")
     micro.set_defaults(func=_cmd_micro)
     _add_report_commands(sub)
     return parser

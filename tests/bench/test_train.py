@@ -64,7 +64,7 @@ def test_overrides_must_name_existing_keys(toy) -> None:
 
 def test_cli_reports_bad_input_with_exit_2(toy, capsys) -> None:
     assert main(["train", "nosuchtask", "--variant", "reference"]) == 2
-    assert "unknown task 'nosuchtask'" in capsys.readouterr().out
+    assert "unknown task 'nosuchtask'" in capsys.readouterr().err
     assert main(["train", "toy", "--variant", "reference", "--config", "missing"]) == 2
 
 
