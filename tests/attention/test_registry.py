@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 
@@ -28,7 +30,9 @@ def test_capabilities_are_declared(name: str) -> None:
     caps = cls.capabilities
     assert cls.name == name
     assert caps.masks <= attention.ALL_MASKS and caps.devices <= {"cpu", "cuda"}
-    assert (cls.__doc__ or "").strip() or (cls.__module__ and __import__(cls.__module__).__doc__)
+    doc = (importlib.import_module(cls.__module__).__doc__ or "") + (cls.__doc__ or "")
+    for section in ("Paper", "Args:", "Shapes:"):  # one file a paper: its citation, arguments, shapes
+        assert section in doc, f"{name}: the docstring of {cls.__module__} has no {section!r} section"
     if issubclass(cls, DenseAttention):
         assert caps.needs <= attention.CONTEXT_KEYS
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
+
 import pytest
 import torch
 
@@ -20,10 +23,36 @@ def test_cpu_request_is_refused_with_reasons() -> None:
     assert any("device=cpu" in r for r in err.value.reasons)
 
 
-def test_probe_reports_a_version_or_a_reason() -> None:
+def test_probe_reports_the_installed_version_or_why_not() -> None:
     ops, detail = probe()
-    assert isinstance(detail, str) and detail
-    assert ops is None or hasattr(ops, "memory_efficient_attention")
+    if ops is not None:  # the version installed, as the package metadata says
+        assert detail == importlib.metadata.version("xformers")
+    else:
+        assert detail.startswith("xformers ")
+    q = torch.randn(1, 2, 4, 8)
+    reasons = attention.build("xformers")._extra_reasons(q, q, None, is_causal=False)
+    assert reasons == ([] if ops is not None else [detail])
+
+
+def test_an_extension_that_cannot_load_is_the_refusal_reason(monkeypatch) -> None:
+    def broken(name: str, *args):
+        if name.startswith("xformers"):
+            raise OSError("libcudart.so.12: cannot open shared object file")
+        return real(name, *args)
+
+    real = importlib.import_module
+    monkeypatch.setattr(importlib, "import_module", broken)
+    probe.cache_clear()
+    try:
+        ops, detail = probe()
+        q = torch.randn(1, 2, 4, 8)
+        reasons = attention.build("xformers")._extra_reasons(q, q, None, is_causal=False)
+    finally:
+        monkeypatch.undo()
+        probe.cache_clear()
+    assert ops is None and detail == ("xformers cannot be imported: OSError: libcudart.so.12: cannot open "
+                                      "shared object file")
+    assert reasons == [detail]
 
 
 @pytest.mark.cuda
