@@ -14,8 +14,9 @@ stride padded to a multiple of 8 elements, which the kernels require. ``is_causa
 ``LowerTriangularMask`` (top-left aligned, as torch); with a mask, causal is merged into the bias.
 
 xformers' extension links ``libcudart.so.12``; CUDA-13 torch wheels lack it, so the probe
-loads it from the ``nvidia-cuda-runtime-cu12`` package first (see DESIGN section 6). If the
-extension still cannot load, every request is refused with the import error as the reason.
+loads it from the ``nvidia-cuda-runtime-cu12`` package first (a dependency of attnbench on
+Linux; without that library the extension fails to load and xformers refuses every operator). If
+the extension still cannot load, every request is refused with the import error as the reason.
 
 Args: none.
 Shapes: query (B, H, Lq, D), key (B, H, Lk, D), value (B, H, Lk, Dv) -> (B, H, Lq, Dv).

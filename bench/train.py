@@ -1,6 +1,6 @@
 """Train one task with one variant and seed, test its best-validation checkpoint, return the record.
 
-This is the shared runner behind ``attnbench train`` (and later the suite and the sweeps): the
+This is the shared runner behind ``attnbench train``, the suites and the sweeps: the
 task supplies data and model; the runner seeds, trains with Lightning (CSV logs, best checkpoint
 on the task's monitored metric, optional early stopping), tests the best checkpoint, and
 measures parameters, training time, training samples/s and peak memory. Peak memory is

@@ -1,7 +1,7 @@
 """Derived figures of micro-benchmark records: FLOPs, FLOP/s, utilisation, cost-growth slopes.
 
 Reads records only (``reports.records.MICRO_COLUMNS``); ``bench/micro.py`` uses the same
-functions to fill its derived columns and to print its summary.
+functions to fill each row's derived columns, and ``bench/run_micro.py`` to print the grid's summary.
 
 FLOPs are those of dense attention, 4 * B * H * Lq * Lk * D for the forward pass (half that when
 causal) and 2.5 times the forward for the backward pass, whatever the variant computes: for an
