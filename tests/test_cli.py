@@ -34,8 +34,3 @@ def test_unknown_command_exits_with_usage() -> None:
     with pytest.raises(SystemExit) as err:
         main(["nonsense"])
     assert err.value.code == 2
-
-
-def test_run_refuses_a_non_positive_jobs_count(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "quick", "--jobs", "0", "--no-progress"]) == 2
-    assert "--jobs must be a positive integer, got 0" in capsys.readouterr().out
