@@ -25,8 +25,11 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 # The suite process registers the held task before parsing its arguments; spawned workers get
-# the parent's task registry and sys.path from the suite runner.
-BOOT = ("import sys, tasks; tasks.TASK_MODULES['held'] = 'tests.bench._held_task'; "
+# the parent's task registry and sys.path from the suite runner. It also takes Ctrl-C as a shell's
+# foreground command does: a test run started in the background (nohup, `cmd &` in a script)
+# passes SIGINT on ignored, and Python then never raises KeyboardInterrupt.
+BOOT = ("import signal, sys, tasks; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "tasks.TASK_MODULES['held'] = 'tests.bench._held_task'; "
         "from bench.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
