@@ -146,8 +146,8 @@ def _bool(text: str) -> bool:
 def _cmd_micro(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .grid import load_grid
-    from .run_micro import run_grid
+    from .micro.grid import load_grid
+    from .micro.run import run_grid
 
     console = Console()
     overrides = {"device": args.device, "dtypes": args.dtypes, "batch": args.batch, "heads": args.heads,
@@ -237,7 +237,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from reports.check import Tolerances, run_check
+    from reports.check import run_check
+    from reports.check_types import Tolerances
 
     try:
         tol = Tolerances(speed=args.speed_tol, memory=args.mem_tol, memory_floor_mib=args.mem_floor_mib,

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .micro import numeric
+from .micro_analysis import numeric
 from .records import write_json_atomic
 from .runs import headline_metric, metric_direction, runs_frame
 from .sources import BASELINE_KEY, Collection

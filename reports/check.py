@@ -43,59 +43,15 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 
 from .baseline import BaselineError, load, summarise
 from .check_summary import markdown_summary
+from .check_types import CheckResult, Finding, Tolerances
 from .sources import collect
 from .speed import MIN_VARIANTS, common_shifts, corrected, speed_series
 from .stats import shift_test, welch_test
 
 PER_RUN_MEMORY = ("cuda_max_memory_allocated",)
-
-
-@dataclass(frozen=True)
-class Tolerances:
-    """What the gate lets pass; the defaults and their reasons are in the module docstring."""
-
-    speed: float = 0.10
-    memory: float = 0.10
-    memory_floor_mib: float = 12.0
-    accuracy: float = 0.01
-    alpha: float = 0.10
-    train_speed: float | None = None  # None: training throughput is shown but not judged
-
-    def __post_init__(self) -> None:
-        for name in ("speed", "memory", "memory_floor_mib", "accuracy", "train_speed"):
-            if (getattr(self, name) or 0.0) < 0:
-                raise ValueError(f"tolerance {name} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 < self.alpha < 1.0:
-            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
-
-
-@dataclass(frozen=True)
-class Finding:
-    device: str
-    kind: str
-    item: str
-    baseline: str
-    current: str
-    change: str
-    verdict: str  # regression | improved | ok
-    note: str = ""
-
-
-@dataclass
-class CheckResult:
-    exit_code: int
-    findings: list[Finding]
-    not_compared: list[str]
-    errors: list[str]
-    markdown: str = ""
-
-    @property
-    def regressions(self) -> list[Finding]:
-        return [f for f in self.findings if f.verdict == "regression"]
 
 
 def _mean(values: list[float]) -> float:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .check import CheckResult, Finding, Tolerances
+from .check_types import CheckResult, Finding, Tolerances
 
 COLUMNS = ["device", "kind", "item", "baseline", "current", "change", "evidence"]
 MAX_LISTED = 60

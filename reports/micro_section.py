@@ -8,7 +8,7 @@ import pandas as pd
 
 from . import plots
 from .document import Block, Figure, Heading, Table, Text
-from .micro import GROUP_KEYS, growth_slopes, numeric, ratios_to_reference, score_matrix_check
+from .micro_analysis import GROUP_KEYS, growth_slopes, numeric, ratios_to_reference, score_matrix_check
 
 CONFIG_KEYS = ("env_device", "dtype", "pass", "causal", "mask", "batch", "heads", "head_dim")
 MEASURES = ("time_median_s", "peak_mem_bytes", "flops_per_s", "utilisation")

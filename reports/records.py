@@ -8,8 +8,16 @@ Two kinds of record, both tidy (one row per measured case or trained run):
 
 Every record carries the environment it was measured in (``environment()``, columns prefixed
 ``env_``). Writes never lose what is already on disk: JSON files are written to a temporary file
-and renamed into place; CSV rows are appended under an exclusive lock and flushed to disk, and a
-file whose header differs from the schema is refused rather than mixed.
+and renamed into place (``configs.atomic.atomic_write``); CSV rows are appended under an exclusive lock
+and flushed to disk, and a file whose header differs from the schema is refused rather than mixed.
+
+A micro-benchmark row's derived columns are defined here too, so that the runs that fill them
+(``bench.micro``) and the reports that read them share one definition without ``bench/`` importing
+the reports' analysis: ``flops`` is ``attention_flops``, the dense count 4 * B * H * Lq * Lk * D for
+the forward pass (half that when causal) and 3.5 times that with the backward pass (2.5 forwards),
+whatever the variant computes (for an approximate variant the FLOP/s is "dense-equivalent"), and
+``utilisation`` is FLOP/s over the device's dense peak (``DEVICE_PEAKS``), given only for exact
+variants on devices whose peak is known.
 """
 
 from __future__ import annotations
@@ -20,12 +28,13 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+
+from configs.atomic import atomic_write
 
 SCHEMA_VERSION = 1
 
@@ -41,6 +50,12 @@ MICRO_COLUMNS = (
     "flops_per_s", "utilisation", *ENV_FIELDS,
 )
 MICRO_STATUSES = ("ok", "unsupported", "incorrect", "oom", "error")
+# Dense peak FLOP/s (no sparsity) by device-name fragment and dtype, from the vendors' data sheets.
+DEVICE_PEAKS: dict[str, dict[str, float]] = {
+    "H100": {"float16": 989e12, "bfloat16": 989e12, "float32": 67e12},
+    "H200": {"float16": 989e12, "bfloat16": 989e12, "float32": 67e12},
+    "A100": {"float16": 312e12, "bfloat16": 312e12, "float32": 19.5e12},
+}
 
 TRAIN_FIELDS = (
     "run_id", "task", "variant", "seed", "data", "config", "status", "reason", "metrics", "params",
@@ -109,22 +124,33 @@ def new_run_id(prefix: str) -> str:
     return f"{prefix}-{stamp}-{uuid.uuid4().hex[:8]}"
 
 
+def attention_flops(batch: int, heads: int, lq: int, lk: int, head_dim: int, *, causal: bool,
+                    backward: bool) -> float:
+    """A micro row's ``flops``: those of dense attention at its shape (module docstring)."""
+    forward = 4.0 * batch * heads * lq * lk * head_dim * (0.5 if causal else 1.0)
+    return forward * (3.5 if backward else 1.0)
+
+
+def device_peak(device_name: str, dtype: str) -> float | None:
+    """The dense peak FLOP/s of a device (``env_device``) in ``dtype``; None where unknown."""
+    for fragment, peaks in DEVICE_PEAKS.items():
+        if fragment in device_name:
+            return peaks.get(dtype)
+    return None
+
+
+def utilisation(flops_per_s: float, device_name: str, dtype: str) -> float | None:
+    """A micro row's ``utilisation``: the fraction of the device's peak, None where it is unknown."""
+    peak = device_peak(device_name, dtype)
+    return flops_per_s / peak if peak else None
+
+
 def write_json_atomic(path: str | os.PathLike, record: Mapping) -> Path:
     """Write ``record`` as JSON to ``path`` via a temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(record, handle, indent=2, sort_keys=True, default=str)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_write(path) as handle:
+        json.dump(record, handle, indent=2, sort_keys=True, default=str)
+        handle.write("\n")
+    return Path(path)
 
 
 def append_csv_rows(path: str | os.PathLike, rows: Iterable[Mapping], columns: Sequence[str]) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .attention_maps import attention_blocks
+from .attention_section import attention_blocks
 from .document import IMAGE_DIR, Block, Bullets, Document, Figure, Heading, Table, Text, to_html, to_markdown
 from .micro_section import micro_blocks
 from .records import ENV_FIELDS

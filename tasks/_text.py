@@ -5,8 +5,6 @@
 - ``Vocab``: built from the training split only; ids 0..3 are ``<pad> <unk> <bos> <eos>``.
 - ``read_lines``: one item per line, errors name the file and the line number.
 - ``pad``, ``LengthBatchSampler``: padding and length-bucketed batches (less padding per batch).
-- ``cached_json``: the embedded-data cache under ``~/.cache/attnbench/<task>/``, keyed by the
-  generator parameters and written atomically.
 - ``dense_variant_reasons``: why a dense attention variant cannot serve a task's uses, from the
   variant's declared capabilities and the refusals of the instance the run would build (never a
   hard-coded list); ``forms_weights`` and ``run_device`` read the same capability data and config.
@@ -14,13 +12,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import re
-import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -150,36 +144,6 @@ class LengthBatchSampler(torch.utils.data.Sampler):
             chunk = sorted(order[start:start + span], key=self.lengths.__getitem__)
             batches += [chunk[i:i + size] for i in range(0, len(chunk), size)]
         yield from (batches[i] for i in torch.randperm(len(batches), generator=gen).tolist())
-
-
-def cache_dir(task: str) -> Path:
-    """``$ATTNBENCH_CACHE/<task>`` if set, else ``~/.cache/attnbench/<task>``."""
-    root = os.environ.get("ATTNBENCH_CACHE") or Path.home() / ".cache" / "attnbench"
-    return Path(root) / task
-
-
-def cached_json(task: str, params: dict, generate: Callable[[], object]) -> object:
-    """``generate()`` once per distinct ``params``; later calls read the cached JSON file.
-
-    The file name is a hash of the parameters (sorted JSON); it is written to a temporary file
-    and renamed into place, so a concurrent reader never sees half a file.
-    """
-    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:20]
-    path = cache_dir(task) / f"{key}.json"
-    if path.is_file():
-        return json.loads(path.read_text())["data"]
-    data = generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"params": params, "data": data}, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    # Return what a cache hit returns (JSON turns tuples into lists), so both paths agree.
-    return json.loads(path.read_text())["data"]
 
 
 class AttentionUse(NamedTuple):

@@ -13,7 +13,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from tasks._text import BOS_ID, EOS_ID, Vocab, cached_json, pad, tokenize
+from tasks._cache import cached_json
+from tasks._text import BOS_ID, EOS_ID, Vocab, pad, tokenize
 from tasks._vision import ImageGroupedBatchSampler, unique_images
 
 from . import scenes

@@ -17,20 +17,20 @@ uniform source and a target drawn uniformly from the source's class (probability
 a uniformly chosen other class; self loops and repeated pairs are then dropped, so the mean
 degree ends slightly below d on small dense graphs.
 
-Generated graphs are cached under ``~/.cache/attnbench/graph/`` keyed by every parameter
-(written atomically; a cache hit returns exactly the generated tensors).
+Generated graphs are kept in the embedded-data cache (``tasks._cache``: ``$ATTNBENCH_CACHE/graph/``,
+else ``~/.cache/attnbench/graph/``), keyed by every parameter and written atomically; a cache hit
+returns exactly the generated tensors.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
-from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from configs.atomic import atomic_write
+from tasks._cache import cache_file
 
 from .graph import Graph, coalesce_undirected, planetoid_style_split
 
@@ -88,27 +88,17 @@ def generate_csbm(*, num_nodes: int, num_classes: int, avg_degree: float, homoph
                  num_classes=num_classes, name="csbm")
 
 
-def cache_dir() -> Path:
-    return Path.home() / ".cache" / "attnbench" / "graph"
-
-
 def cached_csbm(**params: object) -> Graph:
     """``generate_csbm(**params)``, read from or written to the cache (module docstring)."""
-    key = json.dumps({"version": GENERATOR_VERSION, **params}, sort_keys=True)
-    path = cache_dir() / f"csbm-{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"
+    keyed = {"version": GENERATOR_VERSION, **params}
+    key = json.dumps(keyed, sort_keys=True)
+    path = cache_file("graph", keyed, prefix="csbm-", suffix=".pt")
     if path.is_file():
         stored = torch.load(path, weights_only=True)
         if stored.get("key") == key:  # guards against a truncated-hash collision
             return Graph(**stored["graph"])
     graph = generate_csbm(**params)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fields = {name: getattr(graph, name) for name in Graph.__dataclass_fields__}
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save({"key": key, "graph": fields}, tmp)
-        os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_write(path, "wb") as handle:
+        torch.save({"key": key, "graph": fields}, handle)
     return graph

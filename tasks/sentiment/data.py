@@ -22,7 +22,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from tasks._text import BOS_ID, LengthBatchSampler, Vocab, cached_json, pad, read_lines, tokenize
+from tasks._cache import cached_json
+from tasks._text import BOS_ID, LengthBatchSampler, Vocab, pad, read_lines, tokenize
 
 from .synthetic import ReviewSpec, cache_params, generate_reviews
 

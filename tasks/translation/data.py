@@ -17,7 +17,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from tasks._text import BOS_ID, EOS_ID, LengthBatchSampler, Vocab, cached_json, detokenize, pad, read_lines
+from tasks._cache import cached_json
+from tasks._text import BOS_ID, EOS_ID, LengthBatchSampler, Vocab, detokenize, pad, read_lines
 from tasks._text import tokenize as word_tokenize
 
 from .synthetic import PairSpec, cache_params, generate_pairs
@@ -27,7 +28,7 @@ Pairs = dict[str, list[tuple[list[str], list[str]]]]  # split -> [(source tokens
 
 
 def embedded_pairs(spec: PairSpec) -> Pairs:
-    """The generated language pair (cached under ~/.cache/attnbench/translation/)."""
+    """The generated language pair (cached in the embedded-data cache, ``tasks._cache``)."""
     raw = cached_json("translation", cache_params(spec), lambda: generate_pairs(spec))
     return {split: [(src.split(), tgt.split()) for src, tgt in raw[split]] for split in SPLITS}
 

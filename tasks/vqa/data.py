@@ -15,7 +15,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from tasks._text import Vocab, cached_json, pad, tokenize
+from tasks._cache import cached_json
+from tasks._text import Vocab, pad, tokenize
 from tasks._vision import ImageGroupedBatchSampler, unique_images
 from tasks.metrics import normalize_answer
 

@@ -8,12 +8,12 @@ import torch
 import attention
 from attention import Capabilities, DenseAttention
 from bench.cli import main
-from bench.grid import load_grid
-from bench.memory import cpu_method, measure_peak
-from bench.micro import Case, VariantSpec, run_case
-from bench.run_micro import run_grid
-from reports.micro import attention_flops, fit_slope, growth_slopes
-from reports.records import MICRO_COLUMNS, read_csv_records
+from bench.micro.case import Case, VariantSpec, run_case
+from bench.micro.grid import load_grid
+from bench.micro.memory import cpu_method, measure_peak
+from bench.micro.run import run_grid
+from reports.micro_analysis import fit_slope, growth_slopes
+from reports.records import MICRO_COLUMNS, attention_flops, read_csv_records
 
 TINY = {"lengths": [16, 32], "heads": 2, "head_dim": 8, "min_run_time": 0.001, "check_max_len": 32}
 

@@ -8,7 +8,8 @@ import pytest
 
 from bench.cli import main
 from reports.baseline import BaselineError, load, summarise, update
-from reports.check import Tolerances, judge_accuracy, judge_memory, judge_ratio, run_check
+from reports.check import judge_accuracy, judge_memory, judge_ratio, run_check
+from reports.check_types import Tolerances
 from reports.sources import collect
 
 from ._records import run_record, write_json_atomic, write_micro, write_suite

@@ -1,4 +1,4 @@
-"""Shared text utilities: tokenizer, vocabulary, line files, padding, batching, cache, variant checks."""
+"""Shared text utilities: tokenizer, vocabulary, line files, padding, batching, variant checks."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from tasks._text import (
     AttentionUse,
     LengthBatchSampler,
     Vocab,
-    cached_json,
     dense_variant_reasons,
     forms_weights,
     pad,
@@ -90,23 +89,6 @@ def test_length_batch_sampler_is_a_deterministic_partition() -> None:
     assert ordered == [list(range(50)), list(range(50, 100)), [100, 101, 102]]
     with pytest.raises(ValueError, match="batch_size"):
         LengthBatchSampler(lengths, batch_size=0, shuffle=False, seed=0)
-
-
-def test_cached_json_generates_once_and_hits_identically(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("ATTNBENCH_CACHE", str(tmp_path))
-    calls = []
-
-    def generate():
-        calls.append(1)
-        return {"train": [("a b", 1)], "val": []}
-
-    first = cached_json("demo", {"seed": 1}, generate)
-    second = cached_json("demo", {"seed": 1}, generate)
-    assert first == second == {"train": [["a b", 1]], "val": []} and len(calls) == 1
-    cached_json("demo", {"seed": 2}, generate)
-    assert len(calls) == 2
-    assert len(list((tmp_path / "demo").glob("*.json"))) == 2
-    assert not list((tmp_path / "demo").glob(".*tmp"))  # written atomically, nothing left behind
 
 
 def test_dense_variant_reasons_come_from_capabilities() -> None:

@@ -10,12 +10,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from reports.micro import growth_slopes, ratios_to_reference, score_matrix_check
+from reports.micro_analysis import growth_slopes, ratios_to_reference, score_matrix_check
 from reports.records import MICRO_COLUMNS, append_csv_rows, environment, new_run_id
 
+from .case import RAW_SDPA, run_case
 from .grid import Grid
 from .memory import address_space_limit, available_bytes
-from .micro import RAW_SDPA, run_case
 
 
 def run_grid(grid: Grid, out: str | Path, *, console: Console | None = None, progress: bool = True

@@ -30,7 +30,7 @@ import yaml
 import attention
 import configs
 
-from .micro import DTYPES, MASKS, PASSES, RAW_SDPA, Case, VariantSpec
+from .case import DTYPES, MASKS, PASSES, RAW_SDPA, Case, VariantSpec
 
 DEFAULTS = {"device": "cpu", "dtypes": ["float32"], "batch": 1, "heads": 8, "head_dim": 64,
             "lengths": [256, 512, 1024], "lk_ratio": 1.0, "passes": ["forward"], "causal": [False],

@@ -1,16 +1,20 @@
-"""``attnbench micro``: speed and memory of every variant over a grid, each case checked first.
+"""One case of ``attnbench micro``: refused, checked, measured and timed, as one record row.
 
-For every case (variant x dtype x length x pass x causal x mask) the run
+For every case (variant x dtype x length x pass x causal x mask) ``run_case``
 
 1. refuses what the variant's capabilities refuse (an ``unsupported`` row with the reasons);
 2. checks it against the oracle before timing (``incorrect`` rows are not timed): an exact
    variant against float64 ``reference`` at the case's shape (or at ``check_max_len`` for long
    cases); an approximate one at its declared limit case against the oracle, and as configured
    against its own float64 copy (so a kernel that breaks in low precision is caught);
-3. measures the peak memory of one call (``bench.memory``), which is also the warm-up;
+3. measures the peak memory of one call (``bench.micro.memory``), which is also the warm-up;
 4. times it with ``torch.utils.benchmark.Timer.blocked_autorange`` (median and IQR);
-5. appends the row, with its environment, to the record CSV, and goes on; running out of memory
-   is an ``oom`` row, any other failure an ``error`` row with its message.
+5. returns the row, never raising for a failure of the case itself: running out of memory is an
+   ``oom`` row, any other failure an ``error`` row with its message. ``bench.micro.run`` appends
+   it, with its environment, to the record CSV and goes on.
+
+The dense FLOP count and the device peaks behind the derived columns (``flops``, ``utilisation``)
+are part of the record schema (``reports.records``), so writers and readers share one definition.
 
 ``torch_sdpa_raw`` is a control row: ``F.scaled_dot_product_attention`` called directly, to
 measure what our interface adds to ``sdpa``.
@@ -28,8 +32,7 @@ import torch.nn.functional as F
 from torch.utils.benchmark import Timer
 
 import attention
-from reports.micro import attention_flops, device_peak
-from reports.records import environment
+from reports.records import attention_flops, environment, utilisation
 
 from .memory import measure_peak
 
@@ -214,8 +217,8 @@ def derived(case: Case, median: float, iqr: float, runs: int, peak: int, reserve
     flops = attention_flops(case.batch, case.heads, case.lq, case.lk, case.head_dim, causal=case.causal,
                             backward=case.pass_ == "backward")
     exact = case.spec.name == RAW_SDPA or attention.REGISTRY[case.spec.name].capabilities.exact
-    peak_rate = device_peak(environment(case.device)["env_device"], case.dtype) if exact else None
+    # utilisation only for variants that do the dense work the FLOP count assumes
+    used = utilisation(flops / median, environment(case.device)["env_device"], case.dtype) if exact else None
     return {"status": "ok", "reason": f"checked: {how}", "time_median_s": median, "time_iqr_s": iqr,
             "runs": runs, "peak_mem_bytes": peak, "reserved_mem_bytes": reserved, "mem_method": method,
-            "flops": flops, "flops_per_s": flops / median,
-            "utilisation": (flops / median) / peak_rate if peak_rate else None}
+            "flops": flops, "flops_per_s": flops / median, "utilisation": used}

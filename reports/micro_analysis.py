@@ -1,12 +1,9 @@
-"""Derived figures of micro-benchmark records: FLOPs, FLOP/s, utilisation, cost-growth slopes.
+"""Analysis of micro-benchmark records: numeric columns, cost-growth slopes, ratios to a reference.
 
-Reads records only (``reports.records.MICRO_COLUMNS``); ``bench/micro.py`` uses the same
-functions to fill each row's derived columns, and ``bench/run_micro.py`` to print the grid's summary.
-
-FLOPs are those of dense attention, 4 * B * H * Lq * Lk * D for the forward pass (half that when
-causal) and 2.5 times the forward for the backward pass, whatever the variant computes: for an
-approximate variant the achieved FLOP/s is "dense-equivalent" and is reported as such, and
-utilisation is only given for exact variants on devices whose peak is known.
+Reads records only (``reports.records.MICRO_COLUMNS``). The report's micro-benchmark section
+(``reports.micro_section``), the baseline and the grid's console summary (``bench.micro.run``)
+use these functions. The FLOP count and the device peaks behind a row's ``flops`` and
+``utilisation`` columns are part of the record schema (``reports.records``).
 """
 
 from __future__ import annotations
@@ -16,12 +13,6 @@ import math
 import numpy as np
 import pandas as pd
 
-# Dense peak FLOP/s (no sparsity) by device-name fragment and dtype, from the vendors' data sheets.
-DEVICE_PEAKS: dict[str, dict[str, float]] = {
-    "H100": {"float16": 989e12, "bfloat16": 989e12, "float32": 67e12},
-    "H200": {"float16": 989e12, "bfloat16": 989e12, "float32": 67e12},
-    "A100": {"float16": 312e12, "bfloat16": 312e12, "float32": 19.5e12},
-}
 NUMERIC = ("batch", "heads", "lq", "lk", "head_dim", "max_abs_err", "time_median_s", "time_iqr_s", "runs",
            "peak_mem_bytes", "reserved_mem_bytes", "flops", "flops_per_s", "utilisation")
 GROUP_KEYS = ("variant", "variant_kwargs", "device", "dtype", "batch", "heads", "head_dim", "causal",
@@ -35,19 +26,6 @@ def numeric(frame: pd.DataFrame) -> pd.DataFrame:
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame
-
-
-def attention_flops(batch: int, heads: int, lq: int, lk: int, head_dim: int, *, causal: bool,
-                    backward: bool) -> float:
-    forward = 4.0 * batch * heads * lq * lk * head_dim * (0.5 if causal else 1.0)
-    return forward * (3.5 if backward else 1.0)
-
-
-def device_peak(device_name: str, dtype: str) -> float | None:
-    for fragment, peaks in DEVICE_PEAKS.items():
-        if fragment in device_name:
-            return peaks.get(dtype)
-    return None
 
 
 def fit_slope(lengths: list[float], values: list[float]) -> float:

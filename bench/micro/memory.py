@@ -7,9 +7,10 @@ CPU (Linux): the rise of the process's peak resident set size during the call. T
 high-water mark is reset first (``/proc/self/clear_refs`` <- 5), and glibc is told to serve
 every allocation of 128 KiB or more with its own mapping (``mallopt(M_MMAP_THRESHOLD)``) so
 that freed tensors go back to the kernel instead of being recycled unseen; the high-water mark
-then rises by what the call really touched. ``bench/micro.py`` validates it on the reference
-variant (its peak must cover the B*H*L^2 score matrix). Elsewhere CPU memory is "unavailable",
-with that reason in the record.
+then rises by what the call really touched. The grid's summary (``bench.micro.run``) and the report
+validate it on the reference variant: its peak must cover the B*H*L^2 score matrix
+(``reports.micro_analysis.score_matrix_check``). Elsewhere CPU memory is "unavailable", with that
+reason in the record.
 
 ``address_space_limit`` makes an allocation beyond a budget fail with a catchable error rather
 than waking the kernel's out-of-memory killer, so a too-large case becomes an ``oom`` row.
@@ -31,13 +32,19 @@ M_MMAP_THRESHOLD = -3  # glibc mallopt parameter number
 MMAP_THRESHOLD = 128 * 1024
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
+_MEMINFO = Path("/proc/meminfo")
+
+
+def _proc_bytes(path: Path, key: str) -> int:
+    """A ``key: <n> kB`` line of a /proc file, in bytes."""
+    for line in path.read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{key} missing from {path}")
 
 
 def _status_bytes(key: str) -> int:
-    for line in _STATUS.read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{key} missing from {_STATUS}")
+    return _proc_bytes(_STATUS, key)
 
 
 def cpu_method() -> tuple[str | None, str]:
@@ -89,11 +96,4 @@ def address_space_limit(budget_bytes: int) -> Iterator[int]:
 
 
 def available_bytes() -> int:
-    return _status_bytes_meminfo("MemAvailable")
-
-
-def _status_bytes_meminfo(key: str) -> int:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{key} missing from /proc/meminfo")
+    return _proc_bytes(_MEMINFO, "MemAvailable")

@@ -1,4 +1,5 @@
-"""Attention pictures from the examples runs save (``attention_file``, see ``Task.attention_examples``).
+"""Report section of attention pictures, from the examples runs save (``attention_file``, see
+``Task.attention_examples``).
 
 Three kinds: ``alignment`` (translation: a target x source heatmap), ``pooling`` (sentiment:
 weights over the words) and ``regions`` (captioning, VQA: weights over an image grid, drawn over the
