@@ -82,7 +82,8 @@ class CaptionModel(nn.Module):
 
     def step(self, memory: State, state: State, tokens: Tensor, need_weights: bool = False
              ) -> tuple[Tensor, State, Tensor | None]:
-        """One word: logits (B, V) for the word after ``tokens`` (B,), the new state, alpha_t."""
+        """One word (``tasks.decoding``'s step protocol): logits (B, V) for the word after ``tokens``
+        (B,), the new state, alpha_t (B, L) when asked (else None)."""
         emb = self.embed(tokens)  # (B, E)
         z, alpha = self.context(memory, state["h"], need_weights)
         h, c = self.cell(torch.cat([emb, z], dim=-1), (state["h"], state["c"]))

@@ -8,8 +8,8 @@ Classification", ACL 2016), with any dense variant doing the attending:
     r   = Attn(q = u_w, K = u, V = h)          u_w a learned query (1, 1, 1, D), key-padding mask
     p(y) = softmax(W_y dropout(r))
 
-With the Transformer encoder, its self-attention uses ``encoder_variant`` when given, else the
-pooling variant (so ``none`` needs ``encoder_variant``).
+With the Transformer encoder (``tasks._layers``), its self-attention uses ``encoder_variant`` when
+given, else the pooling variant (so ``none`` needs ``encoder_variant``).
 
 Baselines: ``none`` reads the final states ([h_fwd_L; h_bwd_1] of the BiLSTM; the state of the
 leading [CLS] token for the Transformer, BERT's pooling), ``uniform`` (a registered variant)
@@ -31,8 +31,8 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import attention
+from tasks._layers import TransformerEncoder
 from tasks._text import PAD_ID
-from tasks.translation.transformer import TransformerEncoder
 
 ENCODERS = ("lstm", "transformer")
 

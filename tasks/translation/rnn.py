@@ -21,7 +21,8 @@ variant is called with the newest query alone. Which case applies is measured, n
 construction ``position_free_steps`` probes the variant with random inputs at the task's longest
 lengths and checks that each query alone gives its row of the full call.
 
-Memory and decoding state are dicts of batch-first tensors (beam search reorders them by row).
+Memory and decoding state are dicts of batch-first tensors (``tasks.decoding``'s step protocol:
+beam search reorders them by row).
 
 Args:
     src_vocab, tgt_vocab: vocabulary sizes; emb_dim: E; hidden: D (even); cell: ``gru`` or ``lstm``;
@@ -126,16 +127,18 @@ class RNNSeq2Seq(nn.Module):
         s, _ = self._run_decoder(memory, tgt_in, self.init_state(memory))
         return self.attend(memory, s, need_weights=True)[1]
 
-    def step(self, memory: dict[str, Tensor], state: dict[str, Tensor], tokens: Tensor
-             ) -> tuple[Tensor, dict[str, Tensor]]:
-        """One decoding step: previous tokens (B,) -> logits (B, V) and the new state."""
+    def step(self, memory: dict[str, Tensor], state: dict[str, Tensor], tokens: Tensor,
+             need_weights: bool = False) -> tuple[Tensor, dict[str, Tensor], Tensor | None]:
+        """One decoding step: previous tokens (B,) -> logits (B, V), the new state and, when asked,
+        this step's attention over the source (B, S) (None for ``none``)."""
         s, new = self._run_decoder(memory, tokens.unsqueeze(1), state)  # s: (B, 1, D)
         new["queries"] = torch.cat([state["queries"], s], dim=1)  # (B, t, D)
         if new["queries"].shape[1] <= self.free_steps or self.attention is None:
-            ctx = self.attend(memory, s)[0]
+            ctx, weights = self.attend(memory, s, need_weights)
         else:
-            ctx = self.attend(memory, new["queries"])[0][:, -1:]
-        return self._logits(s, ctx)[:, 0], new
+            ctx, weights = self.attend(memory, new["queries"], need_weights)
+            ctx, weights = ctx[:, -1:], None if weights is None else weights[:, -1:]
+        return self._logits(s, ctx)[:, 0], new, None if weights is None else weights[:, 0]
 
 
 @torch.no_grad()

@@ -16,9 +16,9 @@ from tasks._text import EOS_ID, PAD_ID
 from tasks.captioning import TASK
 from tasks.captioning import scenes as sc
 from tasks.captioning.data import CaptionData, build_data, embedded_sets
-from tasks.captioning.decoding import beam_search, greedy
 from tasks.captioning.module import coverage_penalty
 from tasks.captioning.real import load_real
+from tasks.decoding import beam_search, greedy
 
 SIZES = {"train": 20, "val": 4, "test": 4}
 TINY = {"data.n_train": 16, "data.n_val": 4, "data.n_test": 4, "data.batch_size": 12,
@@ -213,13 +213,14 @@ def test_beam_of_one_is_greedy_and_beams_are_no_worse():
     module.eval()
     images = next(iter(data.test_dataloader()))["images"]
     memory = module.model.encode(images, torch.arange(len(images)))
+    options = {"length_norm": "length", "stop": "all"}  # what CaptionModule decodes with
     greedy_ids, _ = greedy(module.model, memory, 6)
-    beam_ids = beam_search(module.model, memory, 6, beam_size=1, length_penalty=0.0)
+    beam_ids = beam_search(module.model, memory, 6, beam_size=1, length_penalty=0.0, **options)
     assert torch.equal(greedy_ids, beam_ids)
-    wide = beam_search(module.model, memory, 6, beam_size=3, length_penalty=0.0)
+    wide = beam_search(module.model, memory, 6, beam_size=3, length_penalty=0.0, **options)
     assert wide.shape[0] == len(images) and wide.shape[1] <= 6
     with pytest.raises(ValueError, match="beam_size"):
-        beam_search(module.model, memory, 6, beam_size=0, length_penalty=0.0)
+        beam_search(module.model, memory, 6, beam_size=0, length_penalty=0.0, **options)
 
 
 def test_variant_reasons_follow_capabilities_and_the_regulariser():

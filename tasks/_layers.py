@@ -1,0 +1,119 @@
+"""Transformer layers shared by the text tasks (the translation Transformer, the sentiment encoder).
+
+Paper: Vaswani et al., "Attention Is All You Need", NeurIPS 2017; pre-layer-norm blocks as in
+Xiong et al., "On Layer Normalization in the Transformer Architecture", ICML 2020 (they train
+without warm-up, which suits short CPU budgets). Every attention is ``attention.MultiHeadAttention``
+with one dense variant.
+
+    encoder block:  x = x + SelfAttn(LN(x), key padding);  x = x + FFN(LN(x))
+    decoder block:  y = y + SelfAttn(LN(y), causal);  y = y + CrossAttn(LN(y), x, key padding);
+                    y = y + FFN(LN(y))
+    embeddings:     sqrt(d) * E w + sinusoidal position (any length)
+
+- ``sinusoid``: the (length, d) position table; ``Embed``: token ids (B, L) -> (B, L, d).
+- ``EncoderBlock``, ``DecoderBlock``: the blocks above; an ``attn`` argument holds the
+  ``MultiHeadAttention`` settings (``variant``, ``kwargs``, ``attn_dropout``, ``max_len``).
+- ``TransformerEncoder``: embeddings, blocks and a final layer norm; ids (B, S) -> states
+  (B, S, d) and the key-padding mask (B, S), True = real token.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from attention import MultiHeadAttention
+from tasks._text import PAD_ID
+
+
+def sinusoid(length: int, dim: int, device: torch.device) -> Tensor:
+    """(length, dim) sinusoidal positions: sin/cos(pos / 10000^(2i/dim))."""
+    pos = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
+    freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(1e4) / dim))
+    table = torch.zeros(length, dim, device=device)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq[: dim // 2])
+    return table
+
+
+class Embed(nn.Module):
+    def __init__(self, vocab: int, dim: int, dropout: float) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(vocab, dim, padding_idx=PAD_ID)
+        # N(0, 1/d) so that sqrt(d) * E w has unit scale, like the positions (as in fairseq); the
+        # default N(0, 1) would drown the positions by a factor sqrt(d).
+        nn.init.normal_(self.emb.weight, std=dim**-0.5)
+        with torch.no_grad():
+            self.emb.weight[PAD_ID].zero_()
+        self.drop = nn.Dropout(dropout)
+        self.scale = math.sqrt(dim)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        x = self.emb(ids) * self.scale
+        return self.drop(x + sinusoid(ids.shape[1], x.shape[-1], x.device))
+
+
+def _mha(dim: int, heads: int, variant: str, kwargs: dict | None, attn_dropout: float, max_len: int
+         ) -> MultiHeadAttention:
+    return MultiHeadAttention(dim, heads, variant=variant, variant_kwargs=kwargs, dropout=attn_dropout,
+                              max_len=max_len)
+
+
+def _ffn(dim: int, ff_dim: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(dim, ff_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_dim, dim))
+
+
+class EncoderBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, ff_dim: int, dropout: float, attn: dict) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = _mha(dim, heads, **attn)
+        self.ffn = _ffn(dim, ff_dim, dropout)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, blocked: Tensor) -> Tensor:
+        h = self.norm1(x)
+        x = x + self.drop(self.attn(h, h, h, key_padding_mask=blocked)[0])
+        return x + self.drop(self.ffn(self.norm2(x)))
+
+
+class DecoderBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, ff_dim: int, dropout: float, self_attn: dict, cross_attn: dict
+                 ) -> None:
+        super().__init__()
+        self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(3))
+        self.self_attn = _mha(dim, heads, **self_attn)
+        self.cross_attn = _mha(dim, heads, **cross_attn)
+        self.ffn = _ffn(dim, ff_dim, dropout)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, y: Tensor, memory: Tensor, blocked: Tensor, need_weights: bool = False
+                ) -> tuple[Tensor, Tensor | None]:
+        h = self.norms[0](y)
+        y = y + self.drop(self.self_attn(h, h, h, is_causal=True)[0])
+        out, weights = self.cross_attn(self.norms[1](y), memory, memory, key_padding_mask=blocked,
+                                       need_weights=need_weights)
+        y = y + self.drop(out)
+        return y + self.drop(self.ffn(self.norms[2](y))), weights
+
+
+class TransformerEncoder(nn.Module):
+    """Token ids (B, S) -> states (B, S, d) and the key-padding mask (B, S), True = real token."""
+
+    def __init__(self, *, vocab: int, dim: int, heads: int, layers: int, ff_dim: int, dropout: float,
+                 attn_dropout: float, variant: str, variant_kwargs: dict | None, max_len: int) -> None:
+        super().__init__()
+        attn = {"variant": variant, "kwargs": variant_kwargs, "attn_dropout": attn_dropout,
+                "max_len": max_len}
+        self.embed = Embed(vocab, dim, dropout)
+        self.blocks = nn.ModuleList(EncoderBlock(dim, heads, ff_dim, dropout, attn) for _ in range(layers))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, ids: Tensor) -> tuple[Tensor, Tensor]:
+        mask = ids != PAD_ID
+        x = self.embed(ids)
+        for block in self.blocks:
+            x = block(x, ~mask)  # torch MHA convention: True = blocked
+        return self.norm(x), mask
