@@ -3,7 +3,14 @@
 A task is a ``Task`` subclass instance, registered by name in ``tasks.TASK_MODULES``. The
 runner owns everything shared (seeding, the Lightning Trainer, best-validation checkpointing,
 timing, memory, the result record); a task owns its data module, its Lightning module and which
-attention variants apply to it.
+attention variants apply to it. Every task's Lightning module is a ``TaskModule``: the base owns
+the optimiser, the validation and test steps, the sample count the runner's meter reads, saved
+hyperparameters and the eval-mode switch around attention maps; a task module adds its network,
+its loss and its metrics (``training_step`` and ``evaluate``).
+
+Each task package has the same layout: ``task.py`` (the ``Task``), ``module.py`` (its
+``TaskModule``), ``model.py`` (the networks), ``data.py`` (the data module and the real-format
+loader) and the embedded generator.
 
 Config files are YAML mappings with four sections, mirrored by ``configs/tasks/<task>/*.yaml``:
 
@@ -18,10 +25,13 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
 import lightning as L
+import torch
 import yaml
 
 import configs
@@ -93,6 +103,54 @@ class Task(ABC):
             raise ValueError(f"{path}: expected a mapping with sections {list(SECTIONS)}, got "
                              f"{sorted(loaded) if isinstance(loaded, dict) else type(loaded).__name__}")
         return {section: dict(loaded.get(section) or {}) for section in SECTIONS}
+
+
+class TaskModule(L.LightningModule, ABC):
+    """The Lightning module every task builds on.
+
+    A subclass sets ``size_key`` (the batch entry whose first dimension counts its samples),
+    calls ``super().__init__(lr=..., weight_decay=...)`` first and implements ``training_step``
+    and ``evaluate(batch, stage)`` (stage ``val`` or ``test``). Its constructor arguments are saved
+    as hyperparameters (``hparams.yaml`` of the run's log), except the objects in ``NOT_SAVED``
+    (networks and vocabularies, which the checkpoint or the data hold).
+    """
+
+    size_key: ClassVar[str]
+    optimizer: ClassVar[type[torch.optim.Optimizer]] = torch.optim.AdamW
+    NOT_SAVED: ClassVar[tuple[str, ...]] = ("model", "vocab", "src_vocab", "tgt_vocab")
+
+    def __init__(self, *, lr: float, weight_decay: float) -> None:
+        super().__init__()
+        self.lr, self.weight_decay = lr, weight_decay
+        self.save_hyperparameters(ignore=list(self.NOT_SAVED))  # the subclass's arguments too
+
+    def samples_in(self, batch: dict) -> int:
+        """How many samples ``batch`` holds (the runner's training throughput counts them)."""
+        return int(batch[self.size_key].shape[0])
+
+    @abstractmethod
+    def evaluate(self, batch: dict, stage: str) -> None:
+        """Log the ``stage`` (``val`` or ``test``) loss and metrics of ``batch``."""
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self.evaluate(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self.evaluate(batch, "test")
+
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Eval mode without gradients (attention maps, examples), then the mode it was in."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.train(was_training)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
 
 def variant_kwargs(config: dict, variant: str) -> dict:

@@ -2,7 +2,7 @@
 
 ``attnbench train captioning --variant reference`` trains on the embedded digit/shape scenes
 (``scenes.py``); ``--data FOLDER`` reads COCO-format captions and images (``real.py``). See
-``model.py`` (encoder and decoder), ``decoding.py`` (greedy, beam search) and ``module.py``
+``model.py`` (encoder and decoder), ``tasks.decoding`` (greedy, beam search) and ``module.py``
 (loss with the doubly stochastic regulariser, BLEU / CIDEr-D, ``attention_maps``).
 """
 

@@ -15,17 +15,15 @@ combinations, the same BLEU-4 / CIDEr-D on the ``_novel`` and the ``_seen`` imag
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.text import BLEUScore
 
-from tasks._base import log_train_step
+from tasks._base import TaskModule, log_train_step
 from tasks._text import PAD_ID, Vocab
+from tasks.decoding import beam_search, greedy
 from tasks.metrics import cider_d
-
-from .decoding import beam_search, greedy
 
 DECODERS = ("greedy", "beam")
 
@@ -40,23 +38,21 @@ def coverage_penalty(alphas: Tensor, tokens_out: Tensor) -> Tensor:
     return ((1.0 - (alphas * real).sum(1)) ** 2).sum(-1).mean()
 
 
-class CaptionModule(L.LightningModule):
+class CaptionModule(TaskModule):
+    size_key = "tokens_in"
+
     def __init__(self, *, model: nn.Module, vocab: Vocab, lr: float, weight_decay: float,
                  doubly_stochastic: float, test_decode: str, beam_size: int, length_penalty: float,
                  max_caption_len: int) -> None:
-        super().__init__()
+        super().__init__(lr=lr, weight_decay=weight_decay)
         if test_decode not in DECODERS:
             raise ValueError(f"test_decode must be one of {list(DECODERS)}, got {test_decode!r}")
         if doubly_stochastic < 0:
             raise ValueError(f"doubly_stochastic must be >= 0, got {doubly_stochastic!r}")
-        self.model, self.vocab = model, vocab
-        self.lr, self.weight_decay, self.lam = lr, weight_decay, float(doubly_stochastic)
+        self.model, self.vocab, self.lam = model, vocab, float(doubly_stochastic)
         self.test_decode, self.beam_size, self.length_penalty = test_decode, beam_size, length_penalty
         self.max_caption_len = max_caption_len
         self._outputs: list[tuple[str, list[str], bool]] = []
-
-    def samples_in(self, batch: dict) -> int:
-        return int(batch["tokens_in"].shape[0])
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         regularise = self.lam > 0 and self.model.attend is not None
@@ -75,20 +71,16 @@ class CaptionModule(L.LightningModule):
         memory = self.model.encode(images, torch.arange(images.shape[0], device=images.device))
         if method == "beam":
             ids = beam_search(self.model, memory, self.max_caption_len + 1, beam_size=self.beam_size,
-                              length_penalty=self.length_penalty)
+                              length_penalty=self.length_penalty, length_norm="length", stop="all")
         else:
             ids, _ = greedy(self.model, memory, self.max_caption_len + 1)
         return [self.vocab.decode(row) for row in ids.tolist()]
 
-    def _evaluate(self, batch: dict, method: str) -> None:
+    def evaluate(self, batch: dict, stage: str) -> None:
+        """Captions decoded greedily (val: cheap) or by ``test_decode`` (test), scored per epoch."""
+        method = self.test_decode if stage == "test" else "greedy"
         hyps = [" ".join(t) for t in self.caption(batch["images"], method)]
         self._outputs += zip(hyps, batch["refs"], batch["novel"], strict=True)
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "greedy")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, self.test_decode)
 
     def _scores(self, outputs: list, stage: str, suffix: str = "", orders: tuple[int, ...] = (4,)) -> None:
         if not outputs:
@@ -110,7 +102,6 @@ class CaptionModule(L.LightningModule):
             self._scores(novel, "test", "_novel")
             self._scores([o for o in outputs if not o[2]], "test", "_seen")
 
-    @torch.no_grad()
     def attention_maps(self, batch: dict) -> dict:
         """Where the decoder looked for each word of its own greedy caption, for overlays.
 
@@ -121,14 +112,10 @@ class CaptionModule(L.LightningModule):
         """
         if self.model.attend is None:
             raise ValueError("variant 'none' has no attention maps (it reads the mean-pooled image)")
-        was_training = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             images = batch["images"].to(self.device)
             memory = self.model.encode(images, torch.arange(images.shape[0], device=self.device))
             ids, weights = greedy(self.model, memory, self.max_caption_len + 1, need_weights=True)
-        finally:
-            self.train(was_training)
         captions = [self.vocab.decode(row) for row in ids.tolist()]
         done = torch.cumsum((ids == PAD_ID).long(), 1) > 0  # pad steps come after <eos>
         weights = weights.masked_fill(done.unsqueeze(-1), 0.0)
@@ -136,6 +123,3 @@ class CaptionModule(L.LightningModule):
         # One row per distinct image of the batch (a training batch repeats images per caption).
         return {"weights": weights.view(*weights.shape[:2], grid, grid).cpu(), "captions": captions,
                 "image_index": torch.unique(batch["image_index"]).cpu()}
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import lightning as L
 
 from tasks._base import Task, variant_kwargs
@@ -19,8 +17,6 @@ EXAMPLES = 3
 class CaptioningTask(Task):
     name = "captioning"
     monitor = "val/bleu4"
-    monitor_mode = "max"
-    baselines: ClassVar[tuple[str, ...]] = ("none",)
 
     def variant_reasons(self, variant: str, config: dict | None = None) -> list[str]:
         """Reasons from the variant's capabilities for the configured model (``quick`` by default).

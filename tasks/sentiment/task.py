@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import lightning as L
 
 import attention
@@ -35,8 +33,6 @@ def attention_uses(model_cfg: dict, variant: str) -> list[tuple[str, list[Attent
 class SentimentTask(Task):
     name = "sentiment"
     monitor = "val/acc"
-    monitor_mode = "max"
-    baselines: ClassVar[tuple[str, ...]] = ("none",)
 
     def variant_reasons(self, variant: str, config: dict | None = None) -> list[str]:
         """Reasons for the configured encoder (the ``quick`` preset when no config is given)."""

@@ -9,15 +9,13 @@ beam search).
 
 from __future__ import annotations
 
-import lightning as L
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tasks._base import log_train_step
+from tasks._base import TaskModule, log_train_step
 from tasks._text import BOS_ID, PAD_ID, Vocab, detokenize, pad
+from tasks.decoding import beam_search, greedy
 
-from .decoding import beam_search, greedy
 from .metrics import corpus_bleu, corpus_chrf
 
 DECODERS = ("greedy", "beam")
@@ -41,24 +39,23 @@ def bucket_bleu(hyps: list[str], refs: list[str], src_lens: list[int], edges: li
     return out
 
 
-class TranslationModule(L.LightningModule):
+class TranslationModule(TaskModule):
+    size_key = "src"
+
     def __init__(self, *, model: nn.Module, src_vocab: Vocab, tgt_vocab: Vocab, variant: str, lr: float,
                  weight_decay: float, label_smoothing: float, bucket_edges: list[int], test_decode: str,
                  beam_size: int, length_penalty: float, max_len_ratio: float, max_len_extra: int) -> None:
-        super().__init__()
+        super().__init__(lr=lr, weight_decay=weight_decay)
         if test_decode not in DECODERS:
             raise ValueError(f"test_decode must be one of {list(DECODERS)}, got {test_decode!r}")
         if list(bucket_edges) != sorted(set(bucket_edges)) or not all(e >= 1 for e in bucket_edges):
             raise ValueError(f"length_buckets must be increasing positive lengths, got {bucket_edges!r}")
         self.model, self.src_vocab, self.tgt_vocab, self.variant = model, src_vocab, tgt_vocab, variant
-        self.lr, self.weight_decay, self.label_smoothing = lr, weight_decay, label_smoothing
+        self.label_smoothing = label_smoothing
         self.bucket_edges, self.test_decode = list(bucket_edges), test_decode
         self.beam_size, self.length_penalty = beam_size, length_penalty
         self.max_len_ratio, self.max_len_extra = max_len_ratio, max_len_extra
         self._outputs: list[tuple[str, str, int]] = []
-
-    def samples_in(self, batch: dict) -> int:
-        return int(batch["src"].shape[0])
 
     def _loss(self, batch: dict) -> Tensor:
         logits = self.model(batch["src"], batch["tgt_in"])  # (B, T, V)
@@ -76,21 +73,17 @@ class TranslationModule(L.LightningModule):
         steps = int(src.shape[1] * self.max_len_ratio) + self.max_len_extra
         if method == "beam":
             ids = beam_search(self.model, memory, steps, beam_size=self.beam_size,
-                              length_penalty=self.length_penalty)
+                              length_penalty=self.length_penalty, length_norm="gnmt", stop="best")
         else:
-            ids = greedy(self.model, memory, steps)
+            ids, _ = greedy(self.model, memory, steps)
         return [self.tgt_vocab.decode(row) for row in ids.tolist()]
 
-    def _evaluate(self, batch: dict, stage: str, method: str) -> None:
+    def evaluate(self, batch: dict, stage: str) -> None:
+        """The loss, and the translations decoded greedily (val: cheap) or by ``test_decode`` (test)."""
         self.log(f"{stage}/loss", self._loss(batch), batch_size=self.samples_in(batch))
+        method = self.test_decode if stage == "test" else "greedy"
         hyps = [detokenize(t) for t in self.translate(batch["src"], method)]
         self._outputs += zip(hyps, batch["refs"], batch["src_len"].tolist(), strict=True)
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "val", "greedy")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_decode)
 
     def on_validation_epoch_end(self) -> None:
         hyps, refs, _ = zip(*self._outputs, strict=True) if self._outputs else ((), (), ())
@@ -106,7 +99,6 @@ class TranslationModule(L.LightningModule):
         for name, value in bucket_bleu(hyps, refs, lens, self.bucket_edges).items():
             self.log(f"test/bleu_len{name}", value)
 
-    @torch.no_grad()
     def attention_weights(self, batch: dict) -> dict:
         """Alignments of the model's own greedy translation of ``batch``, for heatmaps.
 
@@ -117,17 +109,10 @@ class TranslationModule(L.LightningModule):
         """
         if self.variant == "none":
             raise ValueError("variant 'none' has no attention weights (it decodes from a fixed context)")
-        was_training = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             src = batch["src"].to(self.device)
             target = self.translate(src, "greedy")
             tgt_in = pad([[BOS_ID, *self.tgt_vocab.encode(t)] for t in target]).to(self.device)
             weights = self.model.alignments(src, tgt_in)
-        finally:
-            self.train(was_training)
         source = [self.src_vocab.decode(row) for row in batch["src"].tolist()]
         return {"weights": weights.cpu(), "source": source, "target": target}
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import lightning as L
 
 from tasks._base import Task, variant_kwargs
 from tasks._text import AttentionUse, dense_variant_reasons, forms_weights, run_device, spread
 
-from .data import TranslationData, build_data, collate
+from .data import build_data, collate
+from .model import FAMILIES, build_model
 from .module import TranslationModule
-from .rnn import RNNSeq2Seq
-from .transformer import TransformerSeq2Seq
 
-FAMILIES = ("rnn", "transformer")
 EXAMPLES = 3  # test sentences in a run's attention file: the shortest, a middle one, the longest
 
 
@@ -30,25 +26,9 @@ def attention_uses(model_cfg: dict) -> list[AttentionUse]:
             AttentionUse("decoder cross-attention", 2, 3, key_padding=True, causal=False, **shape)]
 
 
-def build_model(cfg: dict, variant: str, data: TranslationData) -> RNNSeq2Seq | TransformerSeq2Seq:
-    """The configured family (``model`` section) with ``variant``, sized to the data's vocabularies."""
-    kwargs = dict((cfg.get("variant_kwargs") or {}).get(variant) or {})
-    common = {"src_vocab": len(data.src_vocab), "tgt_vocab": len(data.tgt_vocab), "dropout": cfg["dropout"],
-              "variant": variant, "variant_kwargs": kwargs}
-    if cfg["family"] == "rnn":
-        steps = int(data.max_src_len * cfg["max_len_ratio"]) + cfg["max_len_extra"]  # longest decode
-        return RNNSeq2Seq(emb_dim=cfg["emb_dim"], hidden=cfg["hidden"], cell=cfg["cell"],
-                          layers=cfg["layers"], max_len=data.max_src_len, max_steps=steps, **common)
-    return TransformerSeq2Seq(dim=cfg["hidden"], heads=cfg["heads"], layers=cfg["layers"],
-                              ff_dim=cfg["ff_dim"], attn_dropout=cfg["attn_dropout"],
-                              max_src_len=data.max_src_len, max_tgt_len=data.max_tgt_len, **common)
-
-
 class TranslationTask(Task):
     name = "translation"
     monitor = "val/bleu"
-    monitor_mode = "max"
-    baselines: ClassVar[tuple[str, ...]] = ("none",)
 
     def variant_reasons(self, variant: str, config: dict | None = None) -> list[str]:
         """Reasons for the configured model family (the ``quick`` preset when no config is given)."""

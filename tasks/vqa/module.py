@@ -11,11 +11,10 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-import lightning as L
 import torch
 from torch import Tensor, nn
 
-from tasks._base import log_train_step
+from tasks._base import TaskModule, log_train_step
 from tasks.metrics import vqa_accuracy
 
 from .sortofclevr import NON_RELATIONAL, RELATIONAL
@@ -28,15 +27,13 @@ def metric_name(kind: str) -> str:
     return re.sub(r"[^0-9a-zA-Z]+", "_", kind).strip("_").lower() or "other"
 
 
-class VQAModule(L.LightningModule):
-    def __init__(self, *, model: nn.Module, answer_list: list[str], lr: float, weight_decay: float) -> None:
-        super().__init__()
-        self.model, self.answer_list = model, list(answer_list)
-        self.lr, self.weight_decay = lr, weight_decay
-        self._scores: dict[str, list[float]] = defaultdict(list)
+class VQAModule(TaskModule):
+    size_key = "question"
 
-    def samples_in(self, batch: dict) -> int:
-        return int(batch["question"].shape[0])
+    def __init__(self, *, model: nn.Module, answer_list: list[str], lr: float, weight_decay: float) -> None:
+        super().__init__(lr=lr, weight_decay=weight_decay)
+        self.model, self.answer_list = model, list(answer_list)
+        self._scores: dict[str, list[float]] = defaultdict(list)
 
     def forward(self, batch: dict, need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
         return self.model(batch["images"], batch["image_row"], batch["question"], batch["lengths"],
@@ -52,18 +49,12 @@ class VQAModule(L.LightningModule):
         log_train_step(self, {"train/loss": loss}, batch_size=self.samples_in(batch), prog_bar=True)
         return loss
 
-    def _evaluate(self, batch: dict, stage: str) -> None:
+    def evaluate(self, batch: dict, stage: str) -> None:
         logits, _ = self(batch)
         self.log(f"{stage}/loss", self._loss(logits, batch["target"]), batch_size=self.samples_in(batch))
         preds = [self.answer_list[i] for i in logits.argmax(-1).tolist()]
         for pred, answers, kind in zip(preds, batch["answers"], batch["types"], strict=True):
             self._scores[kind].append(vqa_accuracy(pred, answers))
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "test")
 
     def _log_scores(self, stage: str) -> None:
         scores, self._scores = self._scores, defaultdict(list)
@@ -85,7 +76,6 @@ class VQAModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_scores("test")
 
-    @torch.no_grad()
     def attention_maps(self, batch: dict) -> dict:
         """Where each hop looked, for overlays on the images.
 
@@ -96,17 +86,10 @@ class VQAModule(L.LightningModule):
         """
         if self.model.hops == 0:
             raise ValueError("variant 'none' has no attention maps (it answers from the mean-pooled image)")
-        was_training = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             batch = {k: v.to(self.device) if isinstance(v, Tensor) else v for k, v in batch.items()}
             logits, weights = self(batch, need_weights=True)
-        finally:
-            self.train(was_training)
         grid = self.model.encoder.grid
         return {"weights": weights.view(weights.shape[0], weights.shape[1], grid, grid).cpu(),
                 "answers": [self.answer_list[i] for i in logits.argmax(-1).tolist()],
                 "image_index": batch["image_index"].cpu()}
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)

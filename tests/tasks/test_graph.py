@@ -14,10 +14,12 @@ import attention
 from bench.train import train_and_test
 from reports.records import TRAIN_FIELDS
 from tasks import get_task
-from tasks.graph.csbm import cache_dir, cached_csbm, generate_csbm
+from tasks._cache import cache_dir
+from tasks.graph.csbm import cached_csbm, generate_csbm
 from tasks.graph.data import GraphDataModule, load_graph
 from tasks.graph.graph import coalesce_undirected
-from tasks.graph.model import GCNLayer, NodeClassifier, feature_dropout
+from tasks.graph.model import GCNLayer, feature_dropout
+from tasks.graph.module import NodeClassifier
 from tasks.graph.planetoid import load_pickle, load_planetoid
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "planetoid"
@@ -64,16 +66,16 @@ def test_csbm_rejects_bad_parameters() -> None:
 
 
 def test_csbm_cache_hit_gives_identical_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("ATTNBENCH_CACHE", str(tmp_path))
     first = cached_csbm(**SMALL)
-    files = list(cache_dir().glob("csbm-*.pt"))
-    assert len(files) == 1 and cache_dir().is_relative_to(tmp_path)
+    files = list(cache_dir("graph").glob("csbm-*.pt"))
+    assert len(files) == 1 and files[0].parent == tmp_path / "graph"  # the one cache, honouring the variable
     again = cached_csbm(**SMALL)
     assert torch.equal(first.x, again.x) and torch.equal(first.edge_index, again.edge_index)
     assert torch.equal(first.test_index, again.test_index)
     cached_csbm(**{**SMALL, "homophily": 0.5})
-    assert len(list(cache_dir().glob("csbm-*.pt"))) == 2  # keyed by every parameter
-    assert not list(cache_dir().glob("*.tmp"))
+    assert len(list(cache_dir("graph").glob("csbm-*.pt"))) == 2  # keyed by every parameter
+    assert not list(cache_dir("graph").glob("*.tmp"))
 
 
 # ---------------------------------------------------------------- Planetoid files
@@ -284,7 +286,7 @@ def test_variant_reasons() -> None:
 
 @pytest.mark.parametrize("preset", ["quick", "full"])
 def test_presets_build(preset: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("ATTNBENCH_CACHE", str(tmp_path / "cache"))
     config = TASK.config(preset)
     datamodule, module = TASK.build(config, "gat", None, seed=0)
     assert isinstance(datamodule, GraphDataModule) and module.hparams.heads == 8
@@ -297,7 +299,7 @@ def test_presets_build(preset: str, monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 
 def test_train_and_test_end_to_end(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("ATTNBENCH_CACHE", str(tmp_path / "cache"))
     record = train_and_test("graph", "gatv2", overrides=TINY_OVERRIDES, run_dir=str(tmp_path / "run"),
                             out=str(tmp_path / "record.json"), progress=False, seed=0)
     assert record["status"] == "ok" and set(TRAIN_FIELDS) <= set(record)

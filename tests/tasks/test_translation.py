@@ -12,14 +12,14 @@ import torch
 import attention
 from bench.train import train_and_test
 from tasks._text import BOS_ID, EOS_ID, UNK_ID, pad
+from tasks.decoding import beam_search, greedy
 from tasks.translation import TASK
 from tasks.translation.data import TranslationData, build_data, collate, parallel_pairs
-from tasks.translation.decoding import beam_search, greedy
 from tasks.translation.metrics import corpus_bleu, corpus_chrf, tokenize_13a
+from tasks.translation.model import build_model
 from tasks.translation.module import bucket_bleu, bucket_names
 from tasks.translation.rnn import RNNSeq2Seq, position_free_steps
 from tasks.translation.synthetic import Generator, Lexicon, PairSpec, generate_pairs
-from tasks.translation.task import build_model
 from tasks.translation.transformer import TransformerSeq2Seq
 
 SMALL = PairSpec(seed=1, nouns=12, adjectives=6, verbs=6, adverbs=3, prepositions=3, min_len=5, max_len=20,
@@ -184,7 +184,7 @@ def test_forward_backward_and_stepwise_decoding_agree(name: str, make) -> None:
         memory = model.encode(batch["src"])
         state = model.init_state(memory)
         for t in range(4):  # step-by-step decoding reproduces the teacher-forced logits
-            step, state = model.step(memory, state, batch["tgt_in"][:, t])
+            step, state, _ = model.step(memory, state, batch["tgt_in"][:, t])
             torch.testing.assert_close(step, full[:, t], atol=1e-5, rtol=1e-4)
 
 
@@ -199,38 +199,35 @@ def test_position_free_probe(variant: str, kwargs: dict, free: bool) -> None:
     assert position_free_steps(None, 7, 6, 8) == 0
 
 
+TRANSLATION_BEAM = {"length_norm": "gnmt", "stop": "best"}  # what TranslationModule decodes with
+
+
 def test_greedy_and_beam_decode() -> None:
     torch.manual_seed(0)
     model = rnn("additive").eval()
     memory = model.encode(tiny_batch()["src"])
-    best = greedy(model, memory, 6)
-    assert best.shape[0] == 2 and best.shape[1] <= 6
-    torch.testing.assert_close(beam_search(model, memory, 6, beam_size=1, length_penalty=0.0), best)
-    wide = beam_search(model, memory, 6, beam_size=3, length_penalty=0.6)
+    best, weights = greedy(model, memory, 6)
+    assert best.shape[0] == 2 and best.shape[1] <= 6 and weights is None
+    one = beam_search(model, memory, 6, beam_size=1, length_penalty=0.0, **TRANSLATION_BEAM)
+    torch.testing.assert_close(one, best)
+    wide = beam_search(model, memory, 6, beam_size=3, length_penalty=0.6, **TRANSLATION_BEAM)
     assert wide.shape[0] == 2
     with pytest.raises(ValueError, match="beam_size"):
-        beam_search(model, memory, 6, beam_size=0, length_penalty=0.0)
+        beam_search(model, memory, 6, beam_size=0, length_penalty=0.0, **TRANSLATION_BEAM)
 
 
-def test_beam_finds_the_better_sequence_that_greedy_misses() -> None:
-    class Toy:  # step 1: token 5 (p=.4) or 6 (p=.35); after 5 the model is unsure, after 6 certain
-        def init_state(self, memory):
-            return {"prev": torch.zeros(memory["mask"].shape[0], dtype=torch.long)}
-
-        def step(self, memory, state, tokens):
-            probs = torch.full((tokens.shape[0], 8), 1e-6)
-            for row, tok in enumerate(tokens.tolist()):
-                if tok == BOS_ID:
-                    probs[row, 5], probs[row, 6], probs[row, 7] = 0.4, 0.35, 0.25
-                elif tok == 5:
-                    probs[row, 4:8] = 0.25
-                else:
-                    probs[row, EOS_ID] = 1.0
-            return probs.log(), {"prev": tokens}
-
-    memory = {"mask": torch.ones(1, 3, dtype=torch.bool)}
-    assert greedy(Toy(), memory, 3)[0, 0].item() == 5
-    assert beam_search(Toy(), memory, 3, beam_size=2, length_penalty=0.0)[0].tolist()[:2] == [6, EOS_ID]
+@pytest.mark.parametrize("name", ["none", "additive", "local-m", "T-local"])
+def test_greedy_weights_are_the_alignments_of_its_own_output(name: str) -> None:
+    torch.manual_seed(0)
+    model = dict(MODELS)[name]().eval()
+    src = tiny_batch()["src"]
+    ids, weights = greedy(model, model.encode(src), 4, need_weights=True)
+    if name == "none":  # a fixed context attends to nothing
+        assert weights is None
+        return
+    assert weights.shape == (2, ids.shape[1], src.shape[1])
+    tgt_in = torch.cat([torch.full((2, 1), BOS_ID), ids[:, :-1]], dim=1)  # what each step was fed
+    torch.testing.assert_close(weights, model.alignments(src, tgt_in), atol=1e-5, rtol=1e-4)
 
 
 CORPORA = [
