@@ -60,8 +60,6 @@ def _parse_overrides(pairs: list[str]) -> dict[str, object]:
 
 def _path_problem(arg: str, value: str | None, want: str) -> str | None:
     """Why ``value`` cannot be written as a ``want`` ("file" or "folder"), or None when it can."""
-    from pathlib import Path
-
     if value is None:
         return None
     path = Path(value)
