@@ -32,6 +32,8 @@ from reports.records import environment, new_run_id, write_json_atomic
 from tasks import get_task
 from tasks._base import apply_overrides
 
+from .protocol import ReferenceCheck, ValidationHistory, convergence, items_entry, resolve_lr
+
 # Lightning's own pytree helper trips a torch deprecation on every fit; nothing a user can act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
 # Full-batch tasks (graph) have one step per epoch; Lightning warns that it is fewer than
@@ -126,7 +128,8 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
             raise ValueError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     task = get_task(task_name)
-    cfg = apply_overrides(task.config(config), overrides or {})
+    overrides = overrides or {}
+    cfg, protocol = resolve_lr(apply_overrides(task.config(config), overrides), variant, overrides)
     run_id = run_id or new_run_id(f"{task_name}-{variant}-s{seed}")
     record = {"run_id": run_id, "task": task_name, "variant": variant, "seed": seed, "config": cfg,
               "data": data or "embedded", "concurrent_runs": concurrent_runs}
@@ -138,8 +141,8 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
     reset = _reset_cpu_peak()
     datamodule, module = task.build(cfg, variant, data, seed)
     directory = Path(run_dir or Path("runs") / "train" / run_id)
-    meter = TrainingMeter()
-    trainer = _trainer(cfg, task, directory, meter, progress, list(callbacks or []))
+    meter, history = TrainingMeter(), ValidationHistory(task.monitor)
+    trainer = _trainer(cfg, task, directory, meter, progress, [history, *(callbacks or [])])
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     last = directory / "checkpoints" / "last.ckpt"
@@ -147,7 +150,10 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed else None)
         best = trainer.checkpoint_callback.best_model_path
-        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        curve = list(history.values)  # testing restores callback states from the best checkpoint
+        check = ReferenceCheck(module)
+        with check.watching():
+            tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
         examples = task.attention_examples(module, datamodule)  # the module holds the tested best weights
     except attention.NotSupportedError as err:  # a refusal the up-front checks could not foresee
         record.update(status="unsupported", reason=f"refused while running: {'; '.join(err.reasons)}",
@@ -155,8 +161,16 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
         return _finish(record, out)
     peak, method = _peak_memory(str(module.device), reset)
     attention_file = write_json_atomic(directory / "attention.json", examples) if examples else None
+    metrics = {k: float(v) for k, v in (tested[0] if tested else {}).items()}
+    headline = "test/" + task.monitor.split("/", 1)[-1]
+    equivalence = check.result()
+    protocol.update(train_steps=trainer.global_step, selection=f"best {task.monitor} checkpoint")
     record.update(
-        status="ok", reason="", metrics={k: float(v) for k, v in (tested[0] if tested else {}).items()},
+        status="ok", reason="", metrics=metrics, protocol=protocol,
+        val_history=curve, convergence=convergence(curve, task.monitor_mode),
+        equals_reference=None if equivalence is None else equivalence["equal"], reference_check=equivalence,
+        test_items=items_entry(module.test_items() if hasattr(module, "test_items") else None, headline,
+                               metrics),
         params=sum(p.numel() for p in module.parameters()), train_time_s=meter.seconds,
         samples_per_s=meter.samples / meter.seconds if meter.seconds else None,
         peak_mem_bytes=peak, mem_method=method, best_checkpoint=best, monitor=task.monitor,

@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
+from .paired import Items, PairedResult, paired_bootstrap, same_items
 from .stats import Interval, WelchResult, mean_interval, welch_test
 
 BASELINE_VARIANT = "none"
@@ -26,7 +27,9 @@ LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "wer", "cer", "mse", "m
 LATENCY_FIELD = "inference_latency_s"  # read when runs record it (see the report's notes)
 RUN_COLUMNS = ("task", "data", "variant", "seed", "status", "reason", "cfg", "params", "train_time_s",
                "samples_per_s", "peak_mem_bytes", "mem_method", "monitor", LATENCY_FIELD, "attention_file",
-               "concurrent_runs", "env_device", "env_timestamp", "_source", "_file")
+               "concurrent_runs", "env_device", "env_timestamp", "_source", "_file", "equals_reference")
+# Read from the record's protocol fields (bench/protocol.py); absent in older records.
+PROTOCOL_COLUMNS = ("lr", "lr_source", "train_steps", "converged", "items")
 
 
 def metric_direction(name: str) -> str:
@@ -48,8 +51,13 @@ def runs_frame(runs: list[dict]) -> tuple[pd.DataFrame, int]:
         row["cfg"] = config_tag(record.get("config"))
         row["data"] = str(record.get("data") or "embedded")
         row.update({f"metric:{k}": float(v) for k, v in (record.get("metrics") or {}).items()})
+        protocol = record.get("protocol") or {}
+        row.update(lr=protocol.get("lr"), lr_source=protocol.get("lr_source"),
+                   train_steps=protocol.get("train_steps"),
+                   converged=(record.get("convergence") or {}).get("converged"),
+                   items=Items.from_record(record.get("test_items")))
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS)) if not rows else pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=[*RUN_COLUMNS, *PROTOCOL_COLUMNS]) if not rows else pd.DataFrame(rows)
     if frame.empty:
         return frame, 0
     frame = frame.sort_values("env_timestamp", na_position="first", kind="stable")
@@ -92,6 +100,13 @@ class VariantStats:
     peak_mem_bytes: float
     mem_method: str
     latency_s: float
+    items: dict[int, Items] = field(default_factory=dict)  # seed -> test items (headline metric)
+    not_converged: list[int] = field(default_factory=list)  # seeds whose validation still improved
+    judged: int = 0  # runs with a convergence verdict (older records have none)
+    equals_reference: bool = False  # every seed computed exactly the reference (bench/protocol.py)
+    lr: list[float] = field(default_factory=list)  # distinct learning rates of its runs
+    lr_source: str = ""
+    steps: float = math.nan
 
 
 def _mean(series: pd.Series) -> float:
@@ -112,8 +127,26 @@ def variant_stats(ok: pd.DataFrame) -> list[VariantStats]:
             params=_mean(group["params"]), samples_per_s=_mean(group["samples_per_s"]),
             train_time_s=_mean(group["train_time_s"]),
             peak_mem_bytes=float(pd.to_numeric(group["peak_mem_bytes"], errors="coerce").median()),
-            mem_method=", ".join(methods), latency_s=_mean(group[LATENCY_FIELD])))
+            mem_method=", ".join(methods), latency_s=_mean(group[LATENCY_FIELD]),
+            **_protocol(group)))
     return result
+
+
+def _protocol(group: pd.DataFrame) -> dict:
+    items = {int(seed): it for seed, it in zip(group["seed"], group.get("items", []), strict=False)
+             if isinstance(it, Items)}
+    converged = group["converged"] if "converged" in group else pd.Series([None] * len(group))
+    equal = group["equals_reference"] if "equals_reference" in group else pd.Series([None] * len(group))
+    lrs = sorted({float(v) for v in pd.to_numeric(group.get("lr"), errors="coerce").dropna()}) \
+        if "lr" in group else []
+    sources = sorted({str(v) for v in group.get("lr_source", pd.Series(dtype=str)).dropna()})
+    return {"items": items,
+            "not_converged": sorted(int(seed) for seed, c in zip(group["seed"], converged, strict=True)
+                                    if c is False),
+            "judged": sum(c is True or c is False for c in converged),
+            "equals_reference": bool(len(equal)) and all(v is True for v in equal),
+            "lr": lrs, "lr_source": "; ".join(sources),
+            "steps": _mean(group["train_steps"]) if "train_steps" in group else math.nan}
 
 
 def baseline_of(stats: list[VariantStats]) -> VariantStats | None:
@@ -124,3 +157,11 @@ def baseline_of(stats: list[VariantStats]) -> VariantStats | None:
 
 def compare(stats: VariantStats, baseline: VariantStats, metric: str) -> WelchResult | None:
     return welch_test(stats.values.get(metric, []), baseline.values.get(metric, []))
+
+
+def paired(stats: VariantStats, other: VariantStats) -> tuple[int, PairedResult] | None:
+    """Paired bootstrap of the headline metric on the lowest seed both ran on the same test items."""
+    for seed in sorted(set(stats.items) & set(other.items)):
+        if same_items(stats.items[seed], other.items[seed]):
+            return seed, paired_bootstrap(stats.items[seed], other.items[seed])
+    return None

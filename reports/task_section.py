@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 
 from . import plots
 from .document import Block, Figure, Heading, Table, Text
+from .paired import bootstrap_interval
 from .runs import (
     BASELINE_VARIANT,
     LATENCY_FIELD,
@@ -16,11 +18,13 @@ from .runs import (
     compare,
     headline_metric,
     metric_direction,
+    paired,
     variant_stats,
 )
 from .stats import pareto_front
 
 ALPHA = 0.05  # two-sided significance level of the differences from the baseline
+BUDGET_SPREAD = 0.10  # the protocol's parameter budget: within +-10% of the median attention variant
 
 
 def mib(value: float) -> str:
@@ -51,58 +55,157 @@ def _best(stats: list[VariantStats], metric: str) -> str | None:
     return max(scored, key=lambda s: sign * s.intervals[metric].mean).label
 
 
-def _marks(stats: VariantStats, baseline: VariantStats | None, metric: str) -> str:
+@dataclass(frozen=True)
+class Difference:
+    """a - b on one metric: from Welch's test over seeds, or a paired bootstrap on one seed's items."""
+
+    diff: float
+    p: float
+    method: str
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def significant(self) -> bool:
+        return self.p < ALPHA
+
+    def text(self) -> str:
+        interval = f" [{self.low:+.3f}, {self.high:+.3f}]" if self.low is not None else ""
+        verdict = "significant" if self.significant else "not significant"
+        return f"{self.diff:+.3f}{interval}, p={self.p:.2g} ({self.method}; {verdict})"
+
+
+def difference(stats: VariantStats, other: VariantStats, metric: str, headline: str) -> Difference | None:
+    """Welch's test when both have two seeds or more, else (headline only) the paired bootstrap."""
+    welch = compare(stats, other, metric)
+    if welch is not None:
+        return Difference(welch.diff, welch.p_two_sided, f"Welch, {stats.n} vs {other.n} seeds")
+    found = paired(stats, other) if metric == headline else None
+    if found is None:
+        return None
+    seed, result = found
+    return Difference(result.diff, result.p_two_sided, f"paired bootstrap, seed {seed}, {result.n} items",
+                      result.low, result.high)
+
+
+def _marks(stats: VariantStats, baseline: VariantStats | None, metric: str, headline: str) -> str:
     if baseline is None or stats is baseline:
         return ""
-    result = compare(stats, baseline, metric)
-    if result is None or result.p_two_sided >= ALPHA:
+    result = difference(stats, baseline, metric, headline)
+    if result is None or not result.significant:
         return ""
     better = (result.diff > 0) == (metric_direction(metric) == "max")
     return " ▲" if better else " ▼"
 
 
-def _versus(stats: VariantStats, baseline: VariantStats | None, metric: str) -> str:
-    if baseline is None:
-        return "no baseline run"
-    if stats is baseline:
-        return "(baseline)"
-    result = compare(stats, baseline, metric)
+def _versus(stats: VariantStats, other: VariantStats | None, headline: str, role: str) -> str:
+    if other is None:
+        return f"no {role} run"
+    if stats is other:
+        return f"({role})"
+    result = difference(stats, other, headline, headline)
     if result is None:
-        return f"n/a (n={stats.n} vs {baseline.n}: needs 2 seeds each)"
-    verdict = "significant" if result.p_two_sided < ALPHA else "not significant"
-    return f"{result.diff:+.3f}, p={result.p_two_sided:.3g} ({verdict})"
+        return f"n/a (n={stats.n} vs {other.n}, no shared test items: needs 2 seeds each)"
+    return result.text()
 
 
-def _metric_cell(stats: VariantStats, metric: str, best: bool) -> str:
+def _metric_cell(stats: VariantStats, metric: str, best: bool, headline: str) -> str:
     if metric not in stats.intervals:
         return ""
-    text = stats.intervals[metric].text()
+    interval = stats.intervals[metric]
+    if interval.n == 1 and metric == headline and len(stats.items) == 1:
+        text = bootstrap_interval(next(iter(stats.items.values()))).text()  # over test items
+    else:
+        text = interval.text()
     return f"**{text} ★**" if best else text
+
+
+def _converged(stats: VariantStats) -> str:
+    if stats.not_converged:
+        return "**no** (seed " + ", ".join(map(str, stats.not_converged)) + ")"
+    return "yes" if stats.judged else "n/a"
+
+
+def _lr(stats: VariantStats) -> str:
+    return ", ".join(f"{lr:.3g}" for lr in stats.lr)
+
+
+def fold_equivalents(stats: list[VariantStats]) -> tuple[list[VariantStats], dict[str, list[str]]]:
+    """Variants that computed exactly the reference at these lengths are shown once, as part of the
+    reference row (when there is one): the rows to show, and reference label -> folded variants."""
+    reference = next((s for s in stats if s.variant == "reference"), None)
+    folded = [s for s in stats if s.equals_reference and s is not reference]
+    if reference is None or not folded:
+        return stats, {}
+    return [s for s in stats if s not in folded], {reference.label: [s.label for s in folded]}
 
 
 def results_table(stats: list[VariantStats], headline: str, show_latency: bool) -> Table:
     metrics = sorted({m for s in stats for m in s.intervals}, key=lambda m: (m != headline, m))
     baseline = baseline_of(stats)
     best = {m: _best(stats, m) for m in metrics}
-    columns = ["variant", "seeds", *(m.removeprefix("metric:") for m in metrics),
-               f"{headline.removeprefix('metric:')} vs {BASELINE_VARIANT}", "params", "train samples/s",
+    best_stats = next((s for s in stats if s.label == best.get(headline)), None)
+    shown, folded = fold_equivalents(stats)
+    name = headline.removeprefix("metric:")
+    columns = ["variant", "seeds", "lr", *(m.removeprefix("metric:") for m in metrics),
+               f"{name} vs {BASELINE_VARIANT}", f"{name} vs best", "converged", "params", "train samples/s",
                "train time s", *(["inference latency ms"] if show_latency else []), "peak memory MiB"]
     rows = []
-    for s in stats:
-        cells = [_metric_cell(s, m, best[m] == s.label) + _marks(s, baseline, m) for m in metrics]
+    for s in shown:
+        cells = [_metric_cell(s, m, best[m] == s.label, headline) + _marks(s, baseline, m, headline)
+                 for m in metrics]
         latency = [number(s.latency_s * 1e3, 2)] if show_latency else []
-        rows.append([s.label, str(s.n), *cells, _versus(s, baseline, headline), number(s.params, 0),
+        label = s.label + (f" (= {', '.join(folded[s.label])})" if s.label in folded else "")
+        if s.equals_reference and s.label not in folded:
+            label += " (= reference at these lengths)"
+        rows.append([label, str(s.n), _lr(s), *cells, _versus(s, baseline, headline, "baseline"),
+                     _versus(s, best_stats, headline, "best"), _converged(s), number(s.params, 0),
                      number(s.samples_per_s), number(s.train_time_s), *latency,
                      f"{mib(s.peak_mem_bytes)} ({s.mem_method})" if s.mem_method else mib(s.peak_mem_bytes)])
     return Table(columns, rows)
 
 
+def protocol_text(stats: list[VariantStats]) -> Text:
+    """The task's protocol as the runs applied it: budget, learning rates, parameter spread, folds."""
+    attending = [s for s in stats if s.variant != BASELINE_VARIANT and math.isfinite(s.params)]
+    parts = []
+    steps = sorted({round(s.steps) for s in stats if math.isfinite(s.steps)})
+    if steps:
+        parts.append("training steps per run: " + ", ".join(f"{n:,}" for n in steps))
+    sources = sorted({s.lr_source for s in stats if s.lr_source})
+    if sources:
+        parts.append("learning rate from " + "; ".join(sources))
+    if attending:
+        median = sorted(s.params for s in attending)[len(attending) // 2]
+        outside = [f"{s.label} ({s.params / median - 1:+.0%})" for s in attending
+                   if abs(s.params / median - 1) > BUDGET_SPREAD]
+        parts.append(f"parameters of the attention variants {min(s.params for s in attending):,.0f} to "
+                     f"{max(s.params for s in attending):,.0f} (median {median:,.0f}); "
+                     + (f"outside the ±{BUDGET_SPREAD:.0%} budget: {', '.join(outside)}" if outside
+                        else f"all within ±{BUDGET_SPREAD:.0%} of the median"))
+    unconverged = [s.label for s in stats if s.not_converged]
+    if unconverged:
+        parts.append("not converged (validation still improving over the last 20% of epochs): "
+                     + ", ".join(unconverged))
+    _, folded = fold_equivalents(stats)
+    for reference, names in folded.items():
+        parts.append(f"{', '.join(names)} computed exactly `{reference}` on every test call (a window or "
+                     "pattern covering every key at these lengths), so they are shown once, in its row")
+    return Text("Protocol: " + "; ".join(parts) + "." if parts else "Protocol: not recorded by these runs.")
+
+
 def task_blocks(frame: pd.DataFrame) -> list[Block]:
     blocks: list[Block] = [Heading("Tasks"), Text(
         "Test metrics of each run's best-validation checkpoint: mean ± half-width of the 95% t-interval "
-        "over seeds (n=1: a single seed, no interval). ★ best mean; ▲/▼ significantly better/worse "
-        f"than the task's baseline `{BASELINE_VARIANT}` (Welch's t-test, two-sided, p < {ALPHA}); "
-        "loss-like metrics are lower-is-better. Peak memory is the median over seeds with its method "
+        "over seeds; with one seed, the headline metric's 95% bootstrap interval over the test items "
+        "[low, high] (other metrics: n=1, no interval). ★ best mean; ▲/▼ significantly better/worse "
+        f"than the task's baseline `{BASELINE_VARIANT}` (two-sided, p < {ALPHA}): Welch's t-test over "
+        "seeds when both have two or more, else a paired bootstrap over the same test items (Koehn 2004; "
+        "1,000 resamples; the difference with its 95% interval). `vs best` compares with the best "
+        "variant the same way: not significant means within noise of the best. `lr` is the learning "
+        "rate each variant trained with; `converged` no: its validation metric still improved over "
+        "the last 20% of epochs. Loss-like metrics are lower-is-better. Peak memory is the median over "
+        "seeds with its method "
         "(`cpu_run_peak_rss`: the process's peak resident set during the run, its interpreter and imports "
         "included; `cpu_process_peak_rss`: the process's lifetime peak, from older records or non-Linux "
         "hosts).")]
@@ -118,6 +221,7 @@ def task_blocks(frame: pd.DataFrame) -> list[Block]:
         if headline is None:
             blocks.append(Text("These runs recorded no metrics."))
             continue
+        blocks.append(protocol_text(stats))
         blocks.append(results_table(stats, headline, ok[LATENCY_FIELD].notna().any()))
         shared = pd.to_numeric(ok["concurrent_runs"], errors="coerce").max()
         if shared > 1:
@@ -131,7 +235,7 @@ def task_blocks(frame: pd.DataFrame) -> list[Block]:
 
 
 def _bars(title: str, stats: list[VariantStats], headline: str) -> Figure:
-    scored = [s for s in stats if headline in s.intervals]
+    scored = [s for s in fold_equivalents(stats)[0] if headline in s.intervals]
     baseline = baseline_of(scored)
     png = plots.metric_bars(title, headline.removeprefix("metric:"), [s.label for s in scored],
                             [s.intervals[headline].mean for s in scored],

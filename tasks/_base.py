@@ -118,11 +118,17 @@ class TaskModule(L.LightningModule, ABC):
     size_key: ClassVar[str]
     optimizer: ClassVar[type[torch.optim.Optimizer]] = torch.optim.AdamW
     NOT_SAVED: ClassVar[tuple[str, ...]] = ("model", "vocab", "src_vocab", "tgt_vocab")
+    # How the per-item values given to ``add_test_items`` combine into the headline test metric
+    # (``reports.paired``): "mean" (times ``item_scale``) or "bleu" (summed sufficient statistics).
+    item_kind: ClassVar[str] = "mean"
+    item_scale: ClassVar[float] = 1.0
 
     def __init__(self, *, lr: float, weight_decay: float) -> None:
         super().__init__()
         self.lr, self.weight_decay = lr, weight_decay
         self.save_hyperparameters(ignore=list(self.NOT_SAVED))  # the subclass's arguments too
+        self._items: list[object] = []
+        self._item_keys: list[object] = []
 
     def samples_in(self, batch: dict) -> int:
         """How many samples ``batch`` holds (the runner's training throughput counts them)."""
@@ -131,6 +137,24 @@ class TaskModule(L.LightningModule, ABC):
     @abstractmethod
     def evaluate(self, batch: dict, stage: str) -> None:
         """Log the ``stage`` (``val`` or ``test``) loss and metrics of ``batch``."""
+
+    def add_test_items(self, values: list, keys: list) -> None:
+        """During the test pass: each test item's contribution to the headline metric (see
+        ``item_kind``) and a JSON-able key naming the item (its target), in test order."""
+        if len(values) != len(keys):
+            raise ValueError(f"add_test_items got {len(values)} values but {len(keys)} keys")
+        self._items += values
+        self._item_keys += keys
+
+    def on_test_epoch_start(self) -> None:
+        self._items, self._item_keys = [], []
+
+    def test_items(self) -> dict | None:
+        """The last test pass's items: ``{"kind", "scale", "values", "keys"}``; None if none were added."""
+        if not self._items:
+            return None
+        return {"kind": self.item_kind, "scale": self.item_scale, "values": list(self._items),
+                "keys": list(self._item_keys)}
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self.evaluate(batch, "val")

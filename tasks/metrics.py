@@ -23,6 +23,17 @@ i.e. min(1, matches / 3) averaged over the n leave-one-out subsets of annotators
 human answers are normalised first (``normalize_answer``: lower case, punctuation, number
 words to digits, articles dropped, common contractions restored, as in the official script).
 With a single human answer (e.g. synthetic data) the formula degenerates, so it is exact match.
+
+Corpus BLEU from per-sentence sufficient statistics (``bleu_sentence_stats``, ``bleu_from_stats``):
+a sentence contributes ``[c, r, m_1..m_N, t_1..t_N]`` (hypothesis length, the length of the
+reference closest to it, clipped n-gram matches against all its references, hypothesis n-grams);
+summed over a corpus they give
+
+    BLEU = 100 * BP * exp(mean_n log(m_n / t_n)),   BP = 1 if c > r else exp(1 - r / c)
+
+(0 when some m_n = 0: no smoothing), the definition of sacreBLEU and of torchmetrics' BLEUScore.
+Because the corpus statistic is a sum, a bootstrap resample of test sentences is scored by summing
+their rows (Koehn, "Statistical Significance Tests for Machine Translation Evaluation", EMNLP 2004).
 """
 
 from __future__ import annotations
@@ -41,6 +52,39 @@ def _tokens(sentence: Sentence) -> list[str]:
 
 def ngram_counts(tokens: Sequence[str], n: int) -> Counter:
     return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+
+
+def bleu_sentence_stats(hypothesis: Sequence[str], references: Sequence[Sequence[str]], *,
+                        max_n: int = 4) -> list[int]:
+    """``[c, r, m_1..m_N, t_1..t_N]`` of one tokenised hypothesis against its tokenised references
+    (see the module docstring); the closest reference length wins ties by coming first."""
+    if not references:
+        raise ValueError("bleu_sentence_stats needs at least one reference")
+    c = len(hypothesis)
+    r = min((len(ref) for ref in references), key=lambda n: abs(n - c))
+    matches, totals = [], []
+    for n in range(1, max_n + 1):
+        counts = ngram_counts(hypothesis, n)
+        best = Counter()
+        for ref in references:
+            best |= ngram_counts(ref, n)  # clip by the most any one reference has
+        matches.append(sum((counts & best).values()))
+        totals.append(sum(counts.values()))
+    return [c, r, *matches, *totals]
+
+
+def bleu_from_stats(stats: Sequence[float]) -> float:
+    """Corpus BLEU (0-100) from summed ``bleu_sentence_stats`` rows."""
+    max_n = (len(stats) - 2) // 2
+    if max_n < 1 or len(stats) != 2 + 2 * max_n:
+        raise ValueError(f"BLEU statistics have the form [c, r, m_1..m_N, t_1..t_N], got {len(stats)} values")
+    c, r = stats[0], stats[1]
+    matches, totals = stats[2:2 + max_n], stats[2 + max_n:]
+    if c == 0 or min(matches) == 0:
+        return 0.0
+    log_precision = sum(math.log(m / t) for m, t in zip(matches, totals, strict=True)) / max_n
+    brevity = 1.0 if c > r else math.exp(1.0 - r / c)
+    return 100.0 * brevity * math.exp(log_precision)
 
 
 def _tfidf(counts: Counter, idf: dict[tuple[str, ...], float], default_idf: float) -> dict:

@@ -38,6 +38,11 @@ class SentimentModule(TaskModule):
         self.f1[stage](logits, batch["label"])
         self.log(f"{stage}/acc", self.acc[stage], batch_size=size, prog_bar=stage == "val")
         self.log(f"{stage}/f1", self.f1[stage], batch_size=size)
+        if stage == "test":  # per review: correct or not (test/acc is their mean)
+            correct = (logits.argmax(-1) == batch["label"]).float().tolist()
+            keys = [[label, [i for i in row if i]] for label, row in
+                    zip(batch["label"].tolist(), batch["ids"].tolist(), strict=True)]
+            self.add_test_items(correct, keys)
 
     def attention_weights(self, batch: dict) -> dict:
         """Pooling weights of ``batch`` for heatmaps: ``weights`` (B, L) over the token positions

@@ -24,10 +24,11 @@ recall, we count them (a translation that misses a whole sentence should lose re
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Sequence
+
+from tasks.metrics import bleu_from_stats, bleu_sentence_stats
 
 _13A_RULES = (
     (re.compile(r"([\{-\~\[-\` -\&\(-\+\:-\@\/])"), r" \1 "),  # most punctuation becomes a token
@@ -57,23 +58,19 @@ def _check(hyps: Sequence[str], refs: Sequence[str]) -> None:
         raise ValueError(f"got {len(hyps)} hypotheses but {len(refs)} references")
 
 
+def sentence_stats(hyps: Sequence[str], refs: Sequence[str], *, max_order: int = 4) -> list[list[int]]:
+    """Per sentence, BLEU's sufficient statistics ``[c, r, m_1..m_4, t_1..t_4]`` after 13a
+    tokenisation (``tasks.metrics.bleu_sentence_stats``); their column sums give ``corpus_bleu``."""
+    _check(hyps, refs)
+    return [bleu_sentence_stats(tokenize_13a(h), [tokenize_13a(r)], max_n=max_order)
+            for h, r in zip(hyps, refs, strict=True)]
+
+
 def corpus_bleu(hyps: Sequence[str], refs: Sequence[str], *, max_order: int = 4) -> float:
     """Corpus BLEU (0-100) of hypothesis strings against one reference string each."""
-    _check(hyps, refs)
-    matches, totals = [0] * max_order, [0] * max_order
-    hyp_len = ref_len = 0
-    for hyp, ref in zip(hyps, refs, strict=True):
-        h, r = tokenize_13a(hyp), tokenize_13a(ref)
-        hyp_len, ref_len = hyp_len + len(h), ref_len + len(r)
-        for n in range(1, max_order + 1):
-            counts = _ngrams(h, n)
-            matches[n - 1] += sum((counts & _ngrams(r, n)).values())
-            totals[n - 1] += sum(counts.values())
-    if hyp_len == 0 or min(matches) == 0:
-        return 0.0
-    log_precision = sum(math.log(m / t) for m, t in zip(matches, totals, strict=True)) / max_order
-    brevity = 1.0 if hyp_len > ref_len else math.exp(1.0 - ref_len / hyp_len)
-    return 100.0 * brevity * math.exp(log_precision)
+    rows = sentence_stats(hyps, refs, max_order=max_order)
+    return bleu_from_stats([sum(column) for column in zip(*rows, strict=True)] if rows else
+                           [0] * (2 + 2 * max_order))
 
 
 def corpus_chrf(hyps: Sequence[str], refs: Sequence[str], *, order: int = 6, beta: float = 2.0) -> float:

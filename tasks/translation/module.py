@@ -16,7 +16,7 @@ from tasks._base import TaskModule, log_train_step
 from tasks._text import BOS_ID, PAD_ID, Vocab, detokenize, pad
 from tasks.decoding import beam_search, greedy
 
-from .metrics import corpus_bleu, corpus_chrf
+from .metrics import corpus_bleu, corpus_chrf, sentence_stats
 
 DECODERS = ("greedy", "beam")
 
@@ -41,6 +41,7 @@ def bucket_bleu(hyps: list[str], refs: list[str], src_lens: list[int], edges: li
 
 class TranslationModule(TaskModule):
     size_key = "src"
+    item_kind = "bleu"  # test items: each sentence's BLEU statistics (``metrics.sentence_stats``)
 
     def __init__(self, *, model: nn.Module, src_vocab: Vocab, tgt_vocab: Vocab, variant: str, lr: float,
                  weight_decay: float, label_smoothing: float, bucket_edges: list[int], test_decode: str,
@@ -95,6 +96,7 @@ class TranslationModule(TaskModule):
         hyps, refs, lens = (list(x) for x in zip(*self._outputs, strict=True))
         self._outputs = []
         self.log("test/bleu", corpus_bleu(hyps, refs))
+        self.add_test_items(sentence_stats(hyps, refs), list(refs))
         self.log("test/chrf", corpus_chrf(hyps, refs))
         for name, value in bucket_bleu(hyps, refs, lens, self.bucket_edges).items():
             self.log(f"test/bleu_len{name}", value)

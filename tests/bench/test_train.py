@@ -33,6 +33,10 @@ def test_train_writes_a_complete_record(toy, tmp_path) -> None:
     assert 0.0 <= record["metrics"]["test/acc"] <= 1.0
     assert record["params"] > 0 and record["samples_per_s"] > 0 and record["peak_mem_bytes"] > 0
     assert record["best_checkpoint"].endswith("best.ckpt")
+    # the whole validation curve, not the best checkpoint's (testing restores callback states from it)
+    assert len(record["val_history"]) == record["epochs"] == 3
+    assert record["convergence"]["validations"] == 3
+    assert record["protocol"]["lr"] == 0.05 and record["protocol"]["train_steps"] > 0
     assert json.loads(out.read_text())["run_id"] == record["run_id"]
 
 

@@ -123,7 +123,7 @@ def test_micro_slopes_ratios_and_gpu_utilisation(tmp_path) -> None:
 def test_single_seed_has_no_interval(tmp_path) -> None:
     frame, _ = runs_frame([run_record("graph", "gat", 0, 0.7), run_record("graph", "none", 0, 0.6)])
     text = to_markdown(Document("t", task_blocks(frame)))
-    assert "0.700 (n=1)" in text and "n/a (n=1 vs 1: needs 2 seeds each)" in text
+    assert "0.700 (n=1)" in text and "n/a (n=1 vs 1, no shared test items: needs 2 seeds each)" in text
 
 
 def test_speed_shared_with_concurrent_runs_is_said() -> None:

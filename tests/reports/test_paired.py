@@ -1,0 +1,131 @@
+"""Bootstrap intervals and paired bootstrap tests over test items (reports/paired.py), and how the
+task tables use them: one-seed significance, folded reference equivalents, convergence, the budget."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from bench.protocol import convergence, items_entry
+from reports.document import Document, to_markdown
+from reports.paired import Items, bootstrap_interval, paired_bootstrap
+from reports.runs import runs_frame
+from reports.task_section import task_blocks
+from tasks.metrics import bleu_from_stats, bleu_sentence_stats
+from tasks.translation.metrics import corpus_bleu, sentence_stats
+
+from ._records import run_record
+
+
+def _items(values, kind: str = "mean", digest: str = "d") -> Items:
+    return Items(kind, np.asarray(values, dtype=float), 1.0, digest)
+
+
+def test_identical_runs_differ_by_nothing() -> None:
+    a = _items([1, 0, 1, 1, 0] * 40)
+    result = paired_bootstrap(a, a)
+    assert result.diff == 0.0 and result.p_two_sided == 1.0 and result.low == result.high == 0.0
+
+
+def test_a_large_difference_on_many_items_is_significant_and_a_tiny_one_is_not() -> None:
+    rng = random.Random(0)
+    truth = [rng.random() < 0.6 for _ in range(1000)]
+    better = _items([1.0 if t or rng.random() < 0.5 else 0.0 for t in truth])  # ~80%
+    worse = _items([1.0 if t else 0.0 for t in truth])  # ~60%
+    strong = paired_bootstrap(better, worse)
+    assert strong.diff > 0.15 and strong.p_two_sided < 0.01 and strong.low > 0
+    flipped = worse.values.copy()
+    flipped[:3] = 1.0 - flipped[:3]  # three items differ
+    weak = paired_bootstrap(_items(flipped), worse)
+    assert weak.p_two_sided > 0.05 and weak.low <= 0 <= weak.high
+
+
+def test_pairing_beats_an_unpaired_view_when_runs_share_their_hard_items() -> None:
+    # Both runs fail the same hard items; b also fails 30 of a's successes: paired, that is clear.
+    a = [1.0] * 700 + [0.0] * 300
+    b = [1.0] * 670 + [0.0] * 330
+    assert paired_bootstrap(_items(a), _items(b)).p_two_sided < 0.01
+
+
+def test_runs_on_different_items_are_not_paired() -> None:
+    with pytest.raises(ValueError, match="same test items"):
+        paired_bootstrap(_items([1, 0, 1], digest="x"), _items([1, 0, 1], digest="y"))
+
+
+def test_interval_brackets_the_metric_and_narrows_with_more_items() -> None:
+    small = bootstrap_interval(_items([1, 0] * 50))
+    large = bootstrap_interval(_items([1, 0] * 2000))
+    assert small.low < small.value == 0.5 < small.high
+    assert large.high - large.low < (small.high - small.low) / 3
+
+
+def test_bleu_statistics_reproduce_corpus_bleu() -> None:
+    rng = random.Random(1)
+    words = ["a", "b", "c", "d", "e", "f", "g", "h"]
+    refs = [" ".join(rng.choices(words, k=rng.randint(4, 12))) for _ in range(60)]
+    hyps = [" ".join(w if rng.random() < 0.7 else rng.choice(words) for w in r.split()) for r in refs]
+    rows = sentence_stats(hyps, refs)
+    entry = items_entry({"kind": "bleu", "scale": 1.0, "values": rows, "keys": refs}, "test/bleu",
+                        {"test/bleu": corpus_bleu(hyps, refs)})
+    assert entry["matches_metric"] and entry["recomputed"] == pytest.approx(corpus_bleu(hyps, refs))
+    interval = bootstrap_interval(Items.from_record(entry))
+    assert interval.low < interval.value < interval.high
+
+
+def test_multi_reference_statistics_match_torchmetrics() -> None:
+    from torchmetrics.text import BLEUScore
+
+    hyps = ["a red cube left of a blue ball", "two green balls", "a cube"]
+    refs = [["a red cube left of a blue ball", "a red cube next to a ball"],
+            ["two green balls on the floor", "green balls"], ["one red cube", "a small cube here"]]
+    totals = np.sum([bleu_sentence_stats(h.split(), [r.split() for r in rs]) for h, rs in
+                     zip(hyps, refs, strict=True)], axis=0)
+    assert bleu_from_stats(totals.tolist()) == pytest.approx(100 * float(BLEUScore()(hyps, refs)), abs=1e-4)
+
+
+def test_items_that_do_not_reproduce_the_logged_metric_are_not_used() -> None:
+    entry = items_entry({"kind": "mean", "scale": 1.0, "values": [1.0, 0.0], "keys": [0, 1]}, "test/acc",
+                        {"test/acc": 0.9})
+    assert entry["matches_metric"] is False and Items.from_record(entry) is None
+
+
+def test_convergence_rule() -> None:
+    assert convergence([0.5, 0.7, 0.8, 0.8, 0.8], "max")["converged"] is True
+    assert convergence([0.5, 0.6, 0.7, 0.8, 0.9], "max")["converged"] is False
+    assert convergence([2.0, 1.0, 0.5, 0.2, 0.1], "min")["converged"] is False
+    assert convergence([0.5, 0.6], "max")["converged"] is None
+
+
+def _record(variant: str, correct: list[float], **extra) -> dict:
+    keys = list(range(len(correct)))
+    record = run_record("graph", variant, 0, sum(correct) / len(correct))
+    record["test_items"] = items_entry({"kind": "mean", "scale": 1.0, "values": correct, "keys": keys},
+                                       "test/acc", record["metrics"])
+    record["protocol"] = {"lr": 0.01, "lr_source": "preset optim.lr", "train_steps": 50}
+    record["convergence"] = {"converged": True}
+    return {**record, **extra}
+
+
+def test_one_seed_tables_say_which_differences_are_real() -> None:
+    rng = random.Random(2)
+    base = [1.0 if rng.random() < 0.6 else 0.0 for _ in range(500)]
+    strong = [1.0 if b or rng.random() < 0.6 else 0.0 for b in base]
+    close = list(strong)
+    close[:2] = [1.0 - v for v in close[:2]]
+    records = [_record("none", base), _record("gat", strong), _record("gatv2", close, params=2000),
+               _record("reference", strong), _record("local", strong, equals_reference=True),
+               _record("dot", base, convergence={"converged": False})]
+    text = to_markdown(Document("t", task_blocks(runs_frame(records)[0])))
+    gat = next(line for line in text.splitlines() if line.startswith("| gat |"))
+    assert "paired bootstrap, seed 0, 500 items; significant" in gat and "▲" in gat
+    assert "[" in gat.split("|")[4]  # the headline cell carries its bootstrap interval
+    header = next(line for line in text.splitlines() if line.startswith("| variant |")).split("|")
+    gatv2 = next(line for line in text.splitlines() if line.startswith("| gatv2 |")).split("|")
+    assert "not significant" in gatv2[header.index(" test/acc vs best ")]  # within noise of the best
+    assert "| reference (= local) |" in text and "| local |" not in text
+    assert "computed exactly `reference`" in text
+    assert "outside the ±10% budget: gatv2 (+62%)" in text
+    dot = next(line for line in text.splitlines() if line.startswith("| dot |"))
+    assert "**no** (seed 0)" in dot and "not converged" in text
