@@ -6,9 +6,10 @@
     study: graph-attention         # study name (default: the file name)
     n_trials: 20                   # trials to complete (COMPLETE or PRUNED) across all workers
     seed: 0                        # sampler seed (worker i uses seed + i)
-    variants: [gat, gatv2]         # one: fixed; several: a categorical parameter "variant"
+    variants: [gat, gatv2]         # one: fixed; several (or `all` applicable): a categorical "variant"
     overrides: {trainer.patience: 0}   # fixed config changes for every trial (exported with the best)
-    sampler: {type: tpe}           # tpe (default) | random, with the sampler's own arguments
+    sampler: {type: tpe}           # tpe (default) | random | grid (every combination of categorical
+                                   # params and variants once), with the sampler's own arguments
     pruner: {type: median, n_startup_trials: 3, n_warmup_steps: 5}   # `pruner: none` disables
     heartbeat: {interval: 10, grace: 30}   # RDB storage: a trial silent for `grace` s is retried
     export_seeds: [0, 1, 2]        # seeds of the exported best suite (default [0, 1, 2])
@@ -16,6 +17,11 @@
       optim.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
       model.hidden: {type: int, low: 8, high: 64, step: 8}
       model.dropout: {type: categorical, choices: [0.0, 0.3, 0.6]}
+
+Besides the overall best, the best trial of *each variant* is exported (``per_variant_<study>.yaml``):
+a suite whose ``variant_overrides`` give every variant its own best settings, and, where the
+learning rate is searched, the ``optim.variant_lr`` / ``optim.lr_provenance`` entries a preset
+carries so that every variant trains with the rate chosen for it on validation (``bench.protocol``).
 
 The objective is the task's monitored validation metric at its best checkpoint (never the
 test split); pruning reports it every validation through optuna-integration's
@@ -66,7 +72,8 @@ SWEEP_KEYS = {"task", "preset", "data", "study", "n_trials", "seed", "variants",
 PRUNERS = {"median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
            "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
            "hyperband": optuna.pruners.HyperbandPruner}
-SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
+SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+            "grid": optuna.samplers.GridSampler}
 DEFAULT_PRUNER = {"type": "median", "n_startup_trials": 3, "n_warmup_steps": 3}
 PARAM_TYPES = {"float": {"low", "high", "log", "step"}, "int": {"low", "high", "log", "step"},
                "categorical": {"choices"}}
@@ -102,7 +109,19 @@ class Sweep:
 
     def make_sampler(self, worker: int = 0) -> optuna.samplers.BaseSampler:
         kwargs = dict(self.sampler)
-        return SAMPLERS[kwargs.pop("type")](seed=self.seed + worker, **kwargs)
+        kind = kwargs.pop("type")
+        if kind == "grid":
+            kwargs["search_space"] = self.grid()
+        return SAMPLERS[kind](seed=self.seed + worker, **kwargs)
+
+    def grid(self) -> dict[str, list]:
+        """The grid sampler's search space: every categorical parameter, and the variants."""
+        space = {name: list(spec["choices"]) for name, spec in self.params.items()
+                 if spec["type"] == "categorical"}
+        if len(space) != len(self.params):
+            numeric = sorted(set(self.params) - set(space))
+            raise ValueError(f"a grid needs categorical parameters only; {numeric} are not")
+        return {**({"variant": list(self.variants)} if len(self.variants) > 1 else {}), **space}
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -120,8 +139,8 @@ def load_sweep(path: str | Path) -> Sweep:
     task = get_task(task_name)
     variants = spec.get("variants") or []
     params = spec.get("params") or {}
-    if not params and len(variants) < 2:
-        raise ValueError(f"{path}: the search space is empty (no params and a single variant)")
+    if variants == "all":
+        variants = None  # every variant applicable with the sweep's preset and overrides (below)
     preset = str(spec.get("preset", "quick"))
     fixed = spec.get("overrides") or {}
     if not isinstance(fixed, dict):
@@ -133,6 +152,10 @@ def load_sweep(path: str | Path) -> Sweep:
     apply_overrides(config, {name: None for name in params})  # unknown names raise here
     config = apply_overrides(config, fixed)
     known = task.applicable_variants(config)  # what every trial shares: the preset and the overrides
+    if variants is None:
+        variants = [v for v, reasons in known.items() if not reasons]
+    if not params and len(variants) < 2:
+        raise ValueError(f"{path}: the search space is empty (no params and a single variant)")
     bad = [v for v in variants if v not in known or known[v]]
     if not variants or bad:
         raise ValueError(f"{path}: variants {bad or variants!r} are unknown or not applicable to "
@@ -145,7 +168,7 @@ def load_sweep(path: str | Path) -> Sweep:
         raise ValueError(f"{path}: export_seeds must be a non-empty list of integers, got {seeds!r}")
     pruner = _component(path, "pruner", spec.get("pruner", DEFAULT_PRUNER), PRUNERS, "median")
     sampler = _component(path, "sampler", spec.get("sampler", {"type": "tpe"}), SAMPLERS, "tpe")
-    n_trials = spec.get("n_trials", 20)
+    n_trials = spec.get("n_trials", _grid_size(params, variants) if sampler["type"] == "grid" else 20)
     if not isinstance(n_trials, int) or n_trials < 1:
         raise ValueError(f"{path}: n_trials must be a positive integer, got {n_trials!r}")
     heartbeat = spec.get("heartbeat", {"interval": 10, "grace": 30})
@@ -160,6 +183,13 @@ def load_sweep(path: str | Path) -> Sweep:
         except (TypeError, ValueError) as err:
             raise ValueError(f"{path}: {kind} {spec.get(kind)!r} is not valid: {err}") from err
     return sweep
+
+
+def _grid_size(params: dict, variants: list[str]) -> int:
+    size = len(variants)
+    for space in params.values():
+        size *= len(space.get("choices") or [0]) if isinstance(space, dict) else 1
+    return size
 
 
 def _component(path: Path, kind: str, spec: object, known: dict, default: str) -> dict | None:
@@ -438,5 +468,40 @@ def export_best(study: optuna.Study, sweep: Sweep, out: Path) -> dict:
                                     "variant_overrides": {variant: {**sweep.overrides, **searched}}}}}
     path = out / f"best_{sweep.study}.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    per_variant = export_per_variant(study, sweep, out)
     return {"value": best.value, "trial": best.number, "variant": variant, "params": searched,
-            "suite": str(path)}
+            "suite": str(path), "per_variant": per_variant}
+
+
+def export_per_variant(study: optuna.Study, sweep: Sweep, out: Path) -> str:
+    """Each variant's best completed trial: a suite giving every variant its own best settings, the
+    learning rates as a preset's ``optim.variant_lr`` with their provenance, and the table of values."""
+    from reports.records import environment
+
+    direction = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
+    best: dict[str, optuna.trial.FrozenTrial] = {}
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    for trial in complete:
+        variant = trial.params.get("variant", sweep.variants[0])
+        if variant not in best or direction * trial.value > direction * best[variant].value:
+            best[variant] = trial
+    settings = {v: {**sweep.overrides, **{k: x for k, x in t.params.items() if k != "variant"}}
+                for v, t in sorted(best.items())}
+    env = environment()
+    provenance = {"study": sweep.study, "trials": len(complete), "metric": get_task(sweep.task).monitor,
+                  "date": env["env_timestamp"][:10], "commit": env["env_git_commit"][:12],
+                  "command": f"attnbench sweep <{sweep.study} sweep file>"}
+    document = {
+        "suite": {"preset": sweep.preset, "seeds": list(sweep.export_seeds),
+                  "tasks": {sweep.task: {"variants": sorted(best), "data": sweep.data,
+                                         "variant_overrides": settings}}},
+        "best": {v: {"value": t.value, "trial": t.number, "params": settings[v]}
+                 for v, t in sorted(best.items())},
+        "provenance": provenance,
+    }
+    lrs = {v: s["optim.lr"] for v, s in settings.items() if "optim.lr" in s}
+    if lrs:
+        document["preset_optim"] = {"variant_lr": lrs, "lr_provenance": provenance}
+    path = out / f"per_variant_{sweep.study}.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return str(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import optuna
 import pytest
@@ -24,6 +25,7 @@ def _sweep_file(tmp_path, config, **extra):
     spec = {"task": "toy", "preset": str(config), "n_trials": 4, "seed": 1,
             "variants": ["reference", "uniform"],
             "params": {"optim.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}}, **extra}
+    spec = {k: v for k, v in spec.items() if v is not None}
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -48,6 +50,37 @@ def test_sweep_runs_records_trials_and_exports_a_runnable_suite(toy, tmp_path) -
     assert len(optuna.load_study(study_name=sweep.study, storage=make_storage(None, out)).trials) == 4
 
 
+def test_a_learning_rate_grid_gives_every_variant_its_own_best_rate(toy, tmp_path) -> None:
+    lrs = [0.003, 0.1]
+    sweep = load_sweep(_sweep_file(tmp_path, toy, n_trials=None, sampler={"type": "grid"}, pruner="none",
+                                   variants="all", params={"optim.lr": {"type": "categorical",
+                                                                          "choices": lrs}}))
+    assert set(sweep.variants) >= {"reference", "uniform", "none"}
+    assert sweep.n_trials == 2 * len(sweep.variants)
+    out = tmp_path / "grid"
+    best = run_sweep(sweep, out)
+    trials = [json.loads(p.read_text()) for p in (out / "trials").iterdir()]
+    ran = sorted((t["variant"], t["params"]["optim.lr"]) for t in trials)
+    assert ran == sorted((v, lr) for v in sweep.variants for lr in lrs)  # each cell of the grid once
+    document = yaml.safe_load(Path(best["per_variant"]).read_text())
+    for variant in sweep.variants:
+        mine = [t for t in trials if t["variant"] == variant]
+        top = max(mine, key=lambda t: t["best_val"])
+        assert document["best"][variant]["value"] == pytest.approx(top["best_val"])
+        assert document["preset_optim"]["variant_lr"][variant] == top["params"]["optim.lr"]
+    provenance = document["preset_optim"]["lr_provenance"]
+    assert provenance["study"] == sweep.study and provenance["trials"] == sweep.n_trials
+    assert set(provenance) >= {"date", "commit", "metric", "command"}
+    suite = load_suite(_write(tmp_path / "per_variant_suite.yaml", document["suite"]))
+    assert {(r.variant, r.overrides["optim.lr"]) for r in suite.runs if r.seed == 0} == \
+        {(v, lr) for v, lr in document["preset_optim"]["variant_lr"].items()}
+
+
+def _write(path, data) -> str:
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
 def test_dead_workers_trials_are_requeued(toy, tmp_path) -> None:
     storage = make_storage(None, tmp_path)
     study = optuna.create_study(study_name="s", storage=storage)
@@ -70,7 +103,7 @@ def test_dead_workers_trials_are_requeued(toy, tmp_path) -> None:
     ({"pruner": {"type": "percentile", "percentile": 250.0}}, "pruner .* is not valid"),
     ({"pruner": {"n_warmup": 3}}, "pruner .* is not valid: .*n_warmup"),
     ({"pruner": 3}, "pruner must be a mapping"),
-    ({"sampler": {"type": "grid"}}, "unknown sampler type 'grid'; valid: tpe, random"),
+    ({"sampler": {"type": "simplex"}}, "unknown sampler type .simplex.; valid: tpe, random, grid"),
     ({"sampler": {"type": "tpe", "n_startup": 2}}, "sampler .* is not valid"),
     ({"export_seeds": []}, "export_seeds must be a non-empty list of integers"),
 ])
