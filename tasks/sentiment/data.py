@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from tasks._cache import cached_json
 from tasks._text import BOS_ID, LengthBatchSampler, Vocab, pad, read_lines, tokenize
 
-from .synthetic import ReviewSpec, cache_params, generate_reviews
+from .synthetic import SPEC_KEYS, ReviewSpec, cache_params, generate_reviews
 
 SPLITS = ("train", "val", "test")
 Rows = list[tuple[str, int]]  # (text, label)
@@ -106,10 +106,8 @@ def real_rows(data: str, cfg: dict, seed: int) -> dict[str, Rows]:
 
 
 def embedded_rows(cfg: dict) -> dict[str, Rows]:
-    spec = ReviewSpec(seed=cfg["generator_seed"], n_train=cfg["n_train"], n_val=cfg["n_val"],
-                      n_test=cfg["n_test"], min_sentences=cfg["min_sentences"],
-                      max_sentences=cfg["max_sentences"], distractor_rate=cfg["distractor_rate"],
-                      negation_rate=cfg["negation_rate"])
+    """The generated reviews of the data section (``generator_seed`` and the ``ReviewSpec`` knobs)."""
+    spec = ReviewSpec(seed=cfg["generator_seed"], **{k: cfg[k] for k in SPEC_KEYS if k != "seed"})
     raw = cached_json("sentiment", cache_params(spec), lambda: generate_reviews(spec))
     return {split: [(text, int(label)) for text, label in raw[split]] for split in SPLITS}
 

@@ -70,14 +70,53 @@ class LSTMEncoder(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """-> states (B, L, D), mask (B, L), final [h_fwd_L; h_bwd_1] (B, D)."""
+        """-> states (B, L, D), mask (B, L), final [h_fwd_L; h_bwd_1] (B, D); zeros at padding."""
         mask = ids != PAD_ID
-        lengths = mask.sum(1).clamp(min=1).cpu()
-        packed = pack_padded_sequence(self.drop(self.emb(ids)), lengths, batch_first=True,
-                                      enforce_sorted=False)
+        lengths = mask.sum(1).clamp(min=1)
+        x = self.drop(self.emb(ids))
+        if ids.shape[0] > 1 and bool((lengths != lengths[0]).any()):
+            return self._by_direction(x, mask, lengths)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, (h_n, _) = self.lstm(packed)
         states, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
         return states, mask, torch.cat([h_n[-2], h_n[-1]], dim=-1)
+
+    def _by_direction(self, x: Tensor, mask: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The packed BiLSTM's result for a batch of unequal lengths, several times faster on CPU.
+
+        A packed batch whose lengths differ takes a per-step path (about 4x slower on one CPU
+        thread than equal lengths). Instead each direction runs on the padded batch: the forward
+        one reads the tokens first and the padding after, so its outputs at the tokens are exact;
+        the backward one reads each review reversed within its length (``flip``), so it too
+        starts at the review's last token. Same parameters (``self.lstm``), same results.
+        """
+        b, steps, _ = x.shape
+        t = torch.arange(steps, device=x.device).expand(b, steps)
+        flip = torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # an involution
+        keep = mask.unsqueeze(-1)
+        lstm, layer_in = self.lstm, x
+        for layer in range(lstm.num_layers):
+            if layer:
+                layer_in = nn.functional.dropout(layer_in, lstm.dropout, self.training)
+            outs = []
+            for suffix in ("", "_reverse"):
+                weights = [getattr(lstm, f"{name}_l{layer}{suffix}")
+                           for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                reverse = suffix == "_reverse"
+                seq = _gather_steps(layer_in, flip) if reverse else layer_in
+                zeros = seq.new_zeros(1, b, lstm.hidden_size)
+                out, _, _ = torch.lstm(seq, (zeros, zeros), weights, True, 1, 0.0, self.training, False, True)
+                outs.append(_gather_steps(out, flip) if reverse else out)
+            layer_in = torch.where(keep, torch.cat(outs, dim=-1), 0.0)
+        half = lstm.hidden_size
+        last = (lengths - 1).view(b, 1, 1).expand(b, 1, half)
+        final = torch.cat([layer_in[..., :half].gather(1, last)[:, 0], layer_in[:, 0, half:]], dim=-1)
+        return layer_in, mask, final
+
+
+def _gather_steps(x: Tensor, index: Tensor) -> Tensor:
+    """x (B, L, D) with its steps reordered per row: out[b, t] = x[b, index[b, t]]."""
+    return x.gather(1, index.unsqueeze(-1).expand_as(x))
 
 
 class SentimentModel(nn.Module):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,15 @@ from tasks.sentiment.data import (
     real_rows,
     stratified_split,
 )
-from tasks.sentiment.model import SentimentModel
-from tasks.sentiment.synthetic import NEGATIVE, POSITIVE, VERDICT, ReviewSpec, generate_reviews, review
+from tasks.sentiment.model import LSTMEncoder, SentimentModel
+from tasks.sentiment.synthetic import (
+    NEGATIVE,
+    POSITIVE,
+    PRODUCTS,
+    ReviewSpec,
+    generate_reviews,
+    review_sentences,
+)
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "uci-sentiment"
 SMALL = ReviewSpec(seed=3, n_train=60, n_val=10, n_test=10, min_sentences=1, max_sentences=3)
@@ -48,22 +56,79 @@ def test_generation_is_deterministic_and_balanced() -> None:
     assert 0.4 < sum(label for _, label in big) / len(big) < 0.6
 
 
-def test_the_verdict_and_its_negation_decide_the_label() -> None:
+def _polarity(clause: str) -> int:
+    """An independent reading of one clause: its first sentiment word, flipped by a negation
+    unless the negation is the "not only"/"not just" of a list."""
+    words = clause.split()
+    adjective = next(w for w in words if w in POSITIVE + NEGATIVE)
+    flips = ("not" in words or "never" in words) and "not only" not in clause and "not just" not in clause
+    return int((adjective in POSITIVE) != flips)
+
+
+def _main_clause(sentence: str) -> tuple[str, str | None]:
+    """(main clause, concession or None) of a verdict sentence."""
+    for lead in ("although ", "even though "):
+        if sentence.startswith(lead):
+            concession, main = sentence[len(lead):].split(" , ", 1)
+            return main, concession
+        if f" , {lead}" in sentence:
+            main, concession = sentence.split(f" , {lead}", 1)
+            return main, concession
+    if " but in the end " in sentence:
+        concession, main = sentence.split(" but ", 1)
+        return main, concession
+    return sentence, None
+
+
+def test_the_verdict_and_its_scope_decide_the_label() -> None:
     rng = random.Random(0)
-    spec = ReviewSpec(negation_rate=0.5)
-    openings = tuple(v.split("{")[0] for v in VERDICT)
-    negated_seen = 0
-    for _ in range(200):
-        text, label = review(rng, spec)
-        sentences = [s.strip() + " ." for s in text.split(" .") if s.strip()]
-        verdicts = [s for s in sentences if s.startswith(openings)]
-        assert len(verdicts) == 1
-        words = verdicts[0].split()
-        adjective = next(w for w in words if w in POSITIVE + NEGATIVE)
-        negated = "not" in words or "never" in words
-        negated_seen += negated
-        assert label == int((adjective in POSITIVE) != negated)
-    assert 50 < negated_seen < 150
+    spec = ReviewSpec(negation_rate=0.5, contrast_rate=0.4, not_only_rate=0.2, lexicon_size=40,
+                      lexicon_zipf=1.0)
+    seen = {"negated": 0, "contrast": 0, "not only": 0, "other product": 0}
+    for _ in range(400):
+        sentences, at, label = review_sentences(rng, spec)
+        product = sentences[0].split()[3]  # "i bought a {product} for ..."
+        assert sentences[0] == f"i bought a {product} " + sentences[0].split(f"{product} ", 1)[1]
+        main, concession = _main_clause(sentences[at])
+        assert _polarity(main) == label
+        if concession is not None:  # the concession points the other way
+            assert _polarity(concession) == 1 - label
+            seen["contrast"] += 1
+        seen["negated"] += " not " in f" {main} " or " never " in f" {main} "
+        seen["not only"] += "not only" in main or "not just" in main
+        named = [w for w in sentences[at].split() if w in PRODUCTS]
+        assert named in ([], [product])  # the verdict is about the review's product
+        for sentence in sentences[1:at] + sentences[at + 1:]:
+            if re.match(r"(overall the|i do|not only is the|the \w+ is not only) ", sentence):
+                assert product not in sentence.split()  # a verdict's words about another product
+                seen["other product"] += 1
+    assert all(count > 40 for count in seen.values()), seen
+
+
+def test_review_knobs() -> None:
+    rng = random.Random(1)
+    plain = ReviewSpec(min_sentences=2, max_sentences=2, distractor_rate=0.0, negation_rate=0.0,
+                       contrast_rate=0.0, not_only_rate=0.0, lexicon_size=1)
+    for _ in range(50):
+        sentences, at, label = review_sentences(rng, plain)
+        assert len(sentences) == 4  # the product's introduction, 2 neutral sentences and the verdict
+        others = [s for i, s in enumerate(sentences[1:], start=1) if i != at]
+        assert not any(w in POSITIVE + NEGATIVE for s in others for w in s.split())
+        assert {"great", "awful"} & set(sentences[at].split()) == {"great" if label else "awful"}
+        assert " not " not in sentences[at] and " , " not in sentences[at]
+    for bad in ({"contrast_rate": 0.7, "not_only_rate": 0.4}, {"hard_distractor_rate": 0.8},
+                {"lexicon_size": len(POSITIVE) + 1}, {"lexicon_zipf": -1.0}, {"other_product_rate": 1.5}):
+        with pytest.raises(ValueError):
+            ReviewSpec(**bad)
+
+
+def test_the_presets_knobs_reach_the_generator() -> None:
+    cfg = data_cfg(other_product_rate=0.0, hard_distractor_rate=0.0, distractor_rate=1.0)
+    rows = build_data(cfg, None, seed=0, cls_token=False)
+    texts = [" ".join(rows.vocab.itos[i] for i in ids) for ids in rows.sets["train"].ids]
+    assert not any("the seller says" in t for t in texts)
+    hard = build_data({**cfg, "hard_distractor_rate": 1.0}, None, seed=0, cls_token=False)
+    assert hard.sets["train"].ids != rows.sets["train"].ids
 
 
 def test_embedded_data_is_cached(tmp_path) -> None:
@@ -174,6 +239,26 @@ def test_forward_backward(encoder: str, variant: str) -> None:
     assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
     net.eval()  # padding does not change a review's prediction
     torch.testing.assert_close(net(ids)[1], net(ids[1:, :3])[0], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_lstm_by_direction_matches_the_packed_lstm(layers: int) -> None:
+    """Unequal lengths take the per-direction path; it must give the packed BiLSTM's numbers."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    torch.manual_seed(0)
+    enc = LSTMEncoder(vocab=30, emb_dim=8, hidden=12, layers=layers, dropout=0.0).eval()
+    ids = pad([torch.randint(1, 30, (n,)).tolist() for n in (7, 3, 5, 1, 7)])
+    states, mask, final = enc(ids)
+    lengths = mask.sum(1)
+    packed, (h_n, _) = enc.lstm(pack_padded_sequence(enc.emb(ids), lengths, batch_first=True,
+                                                     enforce_sorted=False))
+    expected, _ = pad_packed_sequence(packed, batch_first=True, total_length=ids.shape[1])
+    torch.testing.assert_close(states, expected, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(final, torch.cat([h_n[-2], h_n[-1]], dim=-1), atol=1e-6, rtol=1e-5)
+    for row, n in enumerate(lengths.tolist()):  # each review alone (the packed path) agrees too
+        alone, _, alone_final = enc(ids[row:row + 1, :n])
+        torch.testing.assert_close(states[row, :n], alone[0], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(final[row], alone_final[0], atol=1e-6, rtol=1e-5)
 
 
 def test_variant_reasons() -> None:
