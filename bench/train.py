@@ -169,6 +169,7 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
         status="ok", reason="", metrics=metrics, protocol=protocol,
         val_history=curve, convergence=convergence(curve, task.monitor_mode),
         equals_reference=None if equivalence is None else equivalence["equal"], reference_check=equivalence,
+        diagnosis=None if data else task.diagnoses.get(variant), learning_baseline=task.learning_baseline,
         test_items=items_entry(module.test_items() if hasattr(module, "test_items") else None, headline,
                                metrics),
         params=sum(p.numel() for p in module.parameters()), train_time_s=meter.seconds,

@@ -64,6 +64,7 @@ TRAIN_FIELDS = (
     # the protocol (bench/protocol.py): learning rate and its source, steps, convergence, whether an
     # approximate variant computed exactly the reference, and the test metric item by item
     "protocol", "val_history", "convergence", "equals_reference", "reference_check", "test_items",
+    "diagnosis", "learning_baseline",
     *ENV_FIELDS,
 )
 

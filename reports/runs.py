@@ -27,7 +27,8 @@ LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "wer", "cer", "mse", "m
 LATENCY_FIELD = "inference_latency_s"  # read when runs record it (see the report's notes)
 RUN_COLUMNS = ("task", "data", "variant", "seed", "status", "reason", "cfg", "params", "train_time_s",
                "samples_per_s", "peak_mem_bytes", "mem_method", "monitor", LATENCY_FIELD, "attention_file",
-               "concurrent_runs", "env_device", "env_timestamp", "_source", "_file", "equals_reference")
+               "concurrent_runs", "env_device", "env_timestamp", "_source", "_file", "equals_reference",
+               "diagnosis", "learning_baseline")
 # Read from the record's protocol fields (bench/protocol.py); absent in older records.
 PROTOCOL_COLUMNS = ("lr", "lr_source", "train_steps", "converged", "items")
 
@@ -107,6 +108,7 @@ class VariantStats:
     lr: list[float] = field(default_factory=list)  # distinct learning rates of its runs
     lr_source: str = ""
     steps: float = math.nan
+    diagnosis: str = ""  # the task's measured reason why this variant does not learn (see Task.diagnoses)
 
 
 def _mean(series: pd.Series) -> float:
@@ -146,7 +148,8 @@ def _protocol(group: pd.DataFrame) -> dict:
             "judged": sum(c is True or c is False for c in converged),
             "equals_reference": bool(len(equal)) and all(v is True for v in equal),
             "lr": lrs, "lr_source": "; ".join(sources),
-            "steps": _mean(group["train_steps"]) if "train_steps" in group else math.nan}
+            "steps": _mean(group["train_steps"]) if "train_steps" in group else math.nan,
+            "diagnosis": next((str(d) for d in group.get("diagnosis", []) if isinstance(d, str) and d), "")}
 
 
 def baseline_of(stats: list[VariantStats]) -> VariantStats | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from . import plots
-from .document import Block, Figure, Heading, Table, Text
+from .document import Block, Bullets, Figure, Heading, Table, Text
 from .paired import bootstrap_interval
 from .runs import (
     BASELINE_VARIANT,
@@ -165,6 +165,32 @@ def results_table(stats: list[VariantStats], headline: str, show_latency: bool) 
     return Table(columns, rows)
 
 
+CONTROLS = ("uniform",)  # attention controls that are expected not to beat the baseline
+
+
+def findings(stats: list[VariantStats], headline: str, learning_baseline: str) -> list[Block]:
+    """Every attention variant that does not beat the task's attention-free ``learning_baseline``
+    significantly, with the task's measured diagnosis or, without one, as undiagnosed."""
+    baseline = next((s for s in stats if s.variant == learning_baseline), None)
+    if baseline is None:
+        return []
+    better_is = metric_direction(headline)
+    lines = []
+    for s in fold_equivalents(stats)[0]:
+        if s.variant in (*CONTROLS, BASELINE_VARIANT, learning_baseline):
+            continue
+        result = difference(s, baseline, headline, headline)
+        if result is None or (result.significant and (result.diff > 0) == (better_is == "max")):
+            continue
+        why = f"diagnosed: {s.diagnosis}" if s.diagnosis else "**undiagnosed**: no measured reason recorded"
+        lines.append(f"`{s.label}` does not beat `{learning_baseline}` ({result.text()}); {why}")
+    if not lines:
+        return [Text(f"Every attention variant beats the attention-free `{learning_baseline}` significantly "
+                     "(the `uniform` control aside).")]
+    return [Text(f"Attention variants that do not beat the attention-free `{learning_baseline}`:"),
+            Bullets(lines)]
+
+
 def protocol_text(stats: list[VariantStats]) -> Text:
     """The task's protocol as the runs applied it: budget, learning rates, parameter spread, folds."""
     attending = [s for s in stats if s.variant != BASELINE_VARIANT and math.isfinite(s.params)]
@@ -223,6 +249,8 @@ def task_blocks(frame: pd.DataFrame) -> list[Block]:
             continue
         blocks.append(protocol_text(stats))
         blocks.append(results_table(stats, headline, ok[LATENCY_FIELD].notna().any()))
+        learning = ok["learning_baseline"].dropna() if "learning_baseline" in ok else []
+        blocks += findings(stats, headline, str(learning.iloc[0]) if len(learning) else BASELINE_VARIANT)
         shared = pd.to_numeric(ok["concurrent_runs"], errors="coerce").max()
         if shared > 1:
             blocks.append(Text(

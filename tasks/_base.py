@@ -44,6 +44,14 @@ class Task(ABC):
     monitor: ClassVar[str]  # validation metric that picks the best checkpoint, e.g. "val/acc"
     monitor_mode: ClassVar[str] = "max"
     baselines: ClassVar[tuple[str, ...]] = ("none",)  # no-attention controls, selectable as variants
+    # Why a variant does not learn this task's embedded data with the quick preset, as measured
+    # (variant -> text with the numbers); runs on embedded data record it, and the report prints it
+    # beside a variant that does not beat the baseline. A variant missing here that fails to beat
+    # the baseline is reported as undiagnosed.
+    diagnoses: ClassVar[dict[str, str]] = {}
+    # The attention-free model an attention variant must beat to count as having learned (graph: the
+    # MLP; its GCN baseline ``none`` aggregates neighbours too, and may legitimately win).
+    learning_baseline: ClassVar[str] = "none"
 
     @abstractmethod
     def variant_reasons(self, variant: str, config: dict | None = None) -> list[str]:

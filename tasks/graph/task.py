@@ -25,6 +25,7 @@ class GraphTask(Task):
     name = "graph"
     monitor = "val/acc"
     baselines: ClassVar[tuple[str, ...]] = BASELINES
+    learning_baseline: ClassVar[str] = "mlp"  # GCN (``none``) also aggregates neighbours
 
     def variant_reasons(self, variant: str, config: dict | None = None) -> list[str]:
         if variant in self.baselines:

@@ -129,3 +129,19 @@ def test_one_seed_tables_say_which_differences_are_real() -> None:
     assert "outside the ±10% budget: gatv2 (+62%)" in text
     dot = next(line for line in text.splitlines() if line.startswith("| dot |"))
     assert "**no** (seed 0)" in dot and "not converged" in text
+
+
+def test_variants_that_do_not_learn_are_listed_with_their_diagnosis_or_as_undiagnosed() -> None:
+    rng = random.Random(3)
+    base = [1.0 if rng.random() < 0.5 else 0.0 for _ in range(500)]
+    good = [1.0 if b or rng.random() < 0.7 else 0.0 for b in base]
+    records = [_record("none", base), _record("gat", good), _record("uniform", base),
+               _record("hard", base, diagnosis="it attends to one node"), _record("dot", base)]
+    text = to_markdown(Document("t", task_blocks(runs_frame(records)[0])))
+    assert "- `hard` does not beat `none`" in text and "diagnosed: it attends to one node" in text
+    assert "- `dot` does not beat `none`" in text and "**undiagnosed**" in text
+    assert "`gat` does not beat" not in text and "`uniform` does not beat" not in text  # a control
+    graph = [{**r, "learning_baseline": "mlp"} for r in records] + [
+        {**_record("mlp", base), "learning_baseline": "mlp"}]
+    text = to_markdown(Document("t", task_blocks(runs_frame(graph)[0])))
+    assert "- `dot` does not beat `mlp`" in text and "`none` does not beat" not in text
