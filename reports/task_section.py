@@ -10,6 +10,7 @@ import pandas as pd
 from . import plots
 from .document import Block, Bullets, Figure, Heading, Table, Text
 from .paired import bootstrap_interval
+from .robustness import robustness_blocks
 from .runs import (
     BASELINE_VARIANT,
     LATENCY_FIELD,
@@ -251,6 +252,7 @@ def task_blocks(frame: pd.DataFrame) -> list[Block]:
         blocks.append(results_table(stats, headline, ok[LATENCY_FIELD].notna().any()))
         learning = ok["learning_baseline"].dropna() if "learning_baseline" in ok else []
         blocks += findings(stats, headline, str(learning.iloc[0]) if len(learning) else BASELINE_VARIANT)
+        blocks += robustness_blocks(fold_equivalents(stats)[0])
         shared = pd.to_numeric(ok["concurrent_runs"], errors="coerce").max()
         if shared > 1:
             blocks.append(Text(

@@ -145,3 +145,21 @@ def test_variants_that_do_not_learn_are_listed_with_their_diagnosis_or_as_undiag
         {**_record("mlp", base), "learning_baseline": "mlp"}]
     text = to_markdown(Document("t", task_blocks(runs_frame(graph)[0])))
     assert "- `dot` does not beat `mlp`" in text and "`none` does not beat" not in text
+
+
+def test_robustness_counts_verdicts_that_hold_or_reverse_at_other_seeds() -> None:
+    rng = random.Random(4)
+    base = [1.0 if rng.random() < 0.5 else 0.0 for _ in range(400)]
+    good = [1.0 if b or rng.random() < 0.7 else 0.0 for b in base]
+
+    def seeded(variant, correct, seed):
+        record = _record(variant, correct)
+        return {**record, "seed": seed, "run_id": f"{variant}-{seed}"}
+
+    # seed 0: gat >> none; seed 1 holds; seed 2 reverses (the runs swap their items)
+    records = [seeded("none", base, 0), seeded("gat", good, 0), seeded("none", base, 1),
+               seeded("gat", good, 1), seeded("none", good, 2), seeded("gat", base, 2)]
+    text = to_markdown(Document("t", task_blocks(runs_frame(records)[0])))
+    assert "paired bootstrap calls significant at seed 0 (1 pairs)" in text
+    assert "| 1 | 1 | 0 | 0 | 0 |" in text and "| 2 | 0 | 0 | 1 | 0 |" in text
+    assert "Reversed: gat vs none (seed 2)" in text or "Reversed: none vs gat (seed 2)" in text
