@@ -12,8 +12,10 @@ Modes (the window centre p_t; positions are top-left aligned like torch's causal
     sliding: p_t = t, self-attention style, |t - s| <= D (defined for Lq != Lk as well: queries
         past Lk + D have no key and give zeros). No Gaussian.
     local-m: monotonic alignment p_t = min(t, Lk - 1). Gaussian off by default.
-    local-p: predictive alignment p_t = Lk * sigmoid(v_p^T tanh(W_p q_t)), per batch and head,
+    local-p: predictive alignment p_t = S * sigmoid(v_p^T tanh(W_p q_t)), per batch and head,
         with learned W_p (predictor_dim x head_dim) and v_p; the window is centred on round(p_t).
+        S is the source length: Lk, or with a mask one past each row's last allowed key (so a
+        right-padded sentence aligns as it does alone).
         Gaussian on by default; p_t stays real-valued inside it, so W_p and v_p are trained
         through the Gaussian only (the window placement itself is not differentiable).
 With the Gaussian the weights no longer sum to 1 (as in Luong); the returned weights include it.
@@ -111,23 +113,41 @@ class LocalAttention(DenseAttention):
     def _attend(self, query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None, *,
                 is_causal: bool, dropout_p: float, scale: float, need_weights: bool
                 ) -> AttentionOutput:
-        band = self._band(query, key.shape[-2], is_causal)
+        band = self._band(query, key.shape[-2], is_causal, attn_mask)
         return banded_attention(query, key, value, attn_mask, band, is_causal=is_causal,
                                 dropout_p=dropout_p, scale=scale, need_weights=need_weights)
 
-    def predicted_position(self, query: Tensor, lk: int) -> Tensor:
-        """local-p centres p_t = Lk * sigmoid(v_p^T tanh(W_p q_t)), real-valued in [0, Lk]: (B, H, Lq)."""
+    def predicted_position(self, query: Tensor, lk: int | Tensor) -> Tensor:
+        """local-p centres p_t = S * sigmoid(v_p^T tanh(W_p q_t)), real-valued in [0, S]: (B, H, Lq).
+
+        S is the source length: ``lk``, or per row (B, H, Lq) the number of keys its mask allows.
+        """
         hidden = torch.tanh(F.linear(query, self.w_p.weight.to(query.dtype)))  # (B, H, Lq, P)
         return lk * torch.sigmoid(F.linear(hidden, self.v_p.weight.to(query.dtype))).squeeze(-1)
 
-    def _band(self, query: Tensor, lk: int, is_causal: bool) -> Band:
+    @staticmethod
+    def source_lengths(query: Tensor, lk: int, attn_mask: Tensor | None) -> Tensor | int:
+        """Luong's S for local-p: ``lk`` without a mask, else per query row (B, H, Lq) one past its last
+        allowed key, so a right-padded sentence is aligned as it is alone."""
+        if attn_mask is None:
+            return lk
+        allowed = attn_mask if attn_mask.dtype == torch.bool else attn_mask > float("-inf")
+        allowed = allowed.reshape((1,) * (4 - allowed.dim()) + tuple(allowed.shape))
+        position = torch.arange(1, allowed.shape[-1] + 1, device=allowed.device)
+        return (allowed * position).amax(-1).expand(query.shape[:-1])  # (B, H, Lq)
+
+    def _band(self, query: Tensor, lk: int, is_causal: bool, attn_mask: Tensor | None = None) -> Band:
         lq, d, dev = query.shape[-2], self.window, query.device
         sigma = d / 2.0
         if self.mode == "local-p":
-            center = self.predicted_position(query, lk)  # (B, H, Lq)
+            length = self.source_lengths(query, lk, attn_mask)
+            center = self.predicted_position(query, length.to(query.dtype) if torch.is_tensor(length)
+                                             else length)  # (B, H, Lq)
             mid = center.detach().round().long()
-            lo, hi = (mid - d).clamp(0, lk), (mid + d + 1).clamp(0, lk)
-            return Band(lo, hi, center if self.gaussian else None, sigma, width=2 * d + 1)
+            end = length if torch.is_tensor(length) else torch.full_like(mid, lk)
+            hi = torch.minimum(mid + d + 1, end).clamp(min=0)
+            lo = (mid - d).clamp(min=0, max=lk)
+            return Band(torch.minimum(lo, hi), hi, center if self.gaussian else None, sigma, width=2 * d + 1)
         i = torch.arange(lq, device=dev)
         mid = i if self.mode == "sliding" else i.clamp(max=lk - 1)
         lo, hi = (mid - d).clamp(0, lk), (mid + d + 1).clamp(0, lk)

@@ -87,9 +87,12 @@ def test_local_m_gaussian(lq: int, lk: int, causal: bool) -> None:
 
 
 def local_p_oracle(attn: LocalAttention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                   mask: torch.Tensor | None, gaussian: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                   mask: torch.Tensor | None, gaussian: bool, *, causal: bool = False
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     lk, w = k.shape[-2], attn.window
-    centre = lk * torch.sigmoid(torch.tanh(q @ attn.w_p.weight.T) @ attn.v_p.weight.T)[..., 0]  # (B, H, Lq)
+    span = torch.tensor(float(lk)) if mask is None or causal else (  # S: one past each row's last allowed key
+        (mask.expand(*q.shape[:-1], lk) * torch.arange(1, lk + 1)).amax(-1).to(q.dtype))
+    centre = span * torch.sigmoid(torch.tanh(q @ attn.w_p.weight.T) @ attn.v_p.weight.T)[..., 0]  # (B, H, Lq)
     j = torch.arange(lk)
     keep = (j - centre.detach().round()[..., None]).abs() <= w  # (B, H, Lq, Lk)
     if mask is not None:
@@ -125,7 +128,7 @@ def test_local_p_causal_and_float32() -> None:
     out = attn(q, k, v, is_causal=True).output
     with torch.no_grad():
         ref_out, _ = local_p_oracle(attn.double(), q.double(), k.double(), v.double(),
-                                    torch.ones(17, 17, dtype=torch.bool).tril(), True)
+                                    torch.ones(17, 17, dtype=torch.bool).tril(), True, causal=True)
     torch.testing.assert_close(out, ref_out.float(), atol=1e-5, rtol=1e-4)
 
 

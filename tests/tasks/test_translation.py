@@ -144,9 +144,10 @@ def tiny_batch():
             "tgt_out": pad([[5, 6, 7, EOS_ID], [8, EOS_ID]])}
 
 
-def rnn(variant: str, cell: str = "gru", **kwargs) -> RNNSeq2Seq:
+def rnn(variant: str, cell: str = "gru", projections: bool = True, **kwargs) -> RNNSeq2Seq:
     return RNNSeq2Seq(src_vocab=12, tgt_vocab=11, emb_dim=8, hidden=16, cell=cell, layers=1, dropout=0.0,
-                      variant=variant, variant_kwargs=kwargs, max_len=5, max_steps=4)
+                      variant=variant, variant_kwargs=kwargs, max_len=5, max_steps=4,
+                      attn_projections=projections)
 
 
 def transformer(variant: str, **kwargs) -> TransformerSeq2Seq:
@@ -161,7 +162,11 @@ MODELS = [
     ("local-m", lambda: rnn("local", mode="local-m", window=1)),
     ("local-p", lambda: rnn("local", mode="local-p", window=2)),
     ("linformer", lambda: rnn("linformer", rank=4)), ("uniform", lambda: rnn("uniform")),
-    ("hard", lambda: rnn("hard")), ("T-sdpa", lambda: transformer("sdpa")),
+    ("hard", lambda: rnn("hard")), ("sparse", lambda: rnn("sparse", window=1)),
+    ("memory", lambda: rnn("memory", num_slots=3)), ("performer", lambda: rnn("performer", num_features=8)),
+    ("raw-luong-dot", lambda: rnn("luong", projections=False, score="dot")),
+    ("raw-local-m", lambda: rnn("local", projections=False, mode="local-m", window=1)),
+    ("raw-none", lambda: rnn("none", projections=False)), ("T-sdpa", lambda: transformer("sdpa")),
     ("T-performer", lambda: transformer("performer", num_features=8)),
     ("T-local", lambda: transformer("local", window=1)),
 ]
@@ -186,6 +191,81 @@ def test_forward_backward_and_stepwise_decoding_agree(name: str, make) -> None:
         for t in range(4):  # step-by-step decoding reproduces the teacher-forced logits
             step, state, _ = model.step(memory, state, batch["tgt_in"][:, t])
             torch.testing.assert_close(step, full[:, t], atol=1e-5, rtol=1e-4)
+
+
+def rnn_variants() -> list[str]:
+    """The dense variants the RNN model runs in the quick preset (xformers only on a GPU)."""
+    return [v for v in attention.VARIANTS if not TASK.variant_reasons(v)]
+
+
+def count(module: torch.nn.Module | None) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+
+def test_projections_give_every_variant_the_same_network_around_its_attention() -> None:
+    cfg = TASK.config("quick")
+    variants = rnn_variants()
+    assert {"reference", "luong", "additive", "sparse", "local", "linear", "hard", "uniform"} <= set(variants)
+    outside = {}
+    for variant in variants:
+        model = rnn(variant, **((cfg["model"]["variant_kwargs"] or {}).get(variant) or {}))
+        assert model.projections and model.q_proj.in_features == 16
+        outside[variant] = count(model) - count(model.attention)
+    assert len(set(outside.values())) == 1, outside
+    raw, raw_none = rnn("reference", projections=False), rnn("none", projections=False)
+    assert count(raw) + 4 * (16 * 16 + 16) == outside["reference"]  # W_Q, W_K, W_V, W_O with biases
+    assert not hasattr(raw, "q_proj") and count(raw_none) == count(raw)
+    # ``none`` attends over the single memory {c}: value and output projections, no query or key ones.
+    assert count(rnn("none")) + 2 * (16 * 16 + 16) == outside["reference"]
+    with pytest.raises(ValueError, match="attn_projections"):
+        rnn("reference", projections="yes")
+
+
+def test_projections_change_what_the_variant_sees() -> None:
+    torch.manual_seed(0)
+    model = rnn("reference").eval()
+    batch = tiny_batch()
+    states = torch.randn(2, 3, 16)
+    with torch.no_grad():
+        model.k_proj.weight.zero_()
+        model.k_proj.bias.zero_()
+        _, weights = model.attend(model.encode(batch["src"]), states, need_weights=True)
+        real = batch["src"] != 0
+        uniform = real[:, None, :].float() / real.sum(-1)[:, None, None]  # zero keys: equal scores
+        torch.testing.assert_close(weights, uniform.expand_as(weights))
+        model.o_proj.weight.zero_()
+        ctx, _ = model.attend(model.encode(batch["src"]), states)
+        torch.testing.assert_close(ctx, model.o_proj.bias.expand_as(ctx))  # the output goes through W_O
+
+
+# local-p included: its centre p_t = S * sigmoid(...) uses each row's unmasked key count S, not the
+# padded length (this failed before attention/local.py read S from the key-padding mask).
+PADDING_CASES = [pytest.param(name, make, id=name) for name, make in MODELS if not name.startswith("T-")]
+
+
+@pytest.mark.parametrize("name, make", PADDING_CASES)
+def test_a_sentence_translates_the_same_alone_and_padded_in_a_batch(name: str, make) -> None:
+    torch.manual_seed(0)
+    model = make().eval()
+    batch = tiny_batch()  # row 1: a 3-token source padded to 5, a 2-token target padded to 4
+    with torch.no_grad():
+        together = model(batch["src"], batch["tgt_in"])[1, :2]
+        alone = model(batch["src"][1:, :3], batch["tgt_in"][1:, :2])[0]
+    torch.testing.assert_close(alone, together, atol=1e-5, rtol=1e-4)
+
+
+def test_quick_preset_parameter_budget_is_within_ten_percent() -> None:
+    """At the quick preset's sizes (vocabularies of its generated data), attention variants' models
+    are within +-10% of ``reference``'s parameter count."""
+    cfg = TASK.config("quick")["model"]
+    sizes = {"src_vocab": 265, "tgt_vocab": 373, "emb_dim": cfg["emb_dim"], "hidden": cfg["hidden"],
+             "cell": cfg["cell"], "layers": cfg["layers"], "dropout": 0.0, "max_len": 60, "max_steps": 0,
+             "attn_projections": cfg["attn_projections"]}
+    assert cfg["attn_projections"] is True
+    params = {v: count(RNNSeq2Seq(variant=v, variant_kwargs=(cfg["variant_kwargs"] or {}).get(v), **sizes))
+              for v in rnn_variants()}
+    base = params["reference"]
+    assert all(abs(n / base - 1) <= 0.10 for n in params.values()), params
 
 
 @pytest.mark.parametrize("variant, kwargs, free", [
@@ -308,6 +388,12 @@ def test_build_uses_the_configured_family(family: str, variant: str) -> None:
     expected = RNNSeq2Seq if family == "rnn" else TransformerSeq2Seq
     assert isinstance(module.model, expected)
     assert isinstance(build_model(cfg["model"], variant, data), expected)
+
+
+def test_transformer_refuses_to_drop_its_projections() -> None:
+    cfg = tiny_config(family="transformer", attn_projections=False)
+    with pytest.raises(ValueError, match="only the rnn family"):
+        TASK.build(cfg, "reference", None, 0)
 
 
 def test_presets_share_their_keys() -> None:
