@@ -13,7 +13,10 @@ LSTM state (h, c):
 over the (B, 1, L, dim) regions: ``reference``/``sdpa`` is the paper's soft attention, ``hard``
 its stochastic hard attention (one sampled region; trained here with the variant's Gumbel
 straight-through estimator, not the paper's REINFORCE; argmax at evaluation). The ``none``
-baseline feeds the mean-pooled image z_t = mean_i a_i at every step (no attention).
+baseline feeds the mean-pooled image z_t = beta_t * mean_i a_i at every step (no attention), gated
+like every variant: it is the same decoder with Attend replaced by the mean, i.e. ``uniform``
+(ungated, it read the image at twice the strength of a variant's start, beta_0 ~ 1/2, and beat
+``uniform``, the same read, by 9 BLEU-4 at the quick preset's 5 epochs).
 
 Shapes: images (U, 3, H, W), image_row (B,) into U, tokens (B, T) -> logits (B, T, V) and the
 attention weights alpha (B, T, L) when asked.
@@ -51,7 +54,7 @@ class CaptionModel(nn.Module):
                                                      max_len=self.encoder.num_regions,
                                                      **dict(variant_kwargs or {}))
             self.query, self.key = nn.Linear(hidden, dim), nn.Linear(dim, dim)
-            self.gate = nn.Linear(hidden, 1) if gate else None
+        self.gate = nn.Linear(hidden, 1) if gate else None  # the baseline's too: one surrounding model
         self.out_h, self.out_z = nn.Linear(hidden, emb_dim), nn.Linear(dim, emb_dim)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(emb_dim, vocab)
@@ -71,14 +74,17 @@ class CaptionModel(nn.Module):
     def context(self, memory: State, h: Tensor, need_weights: bool) -> tuple[Tensor, Tensor | None]:
         """z_t (B, D) and alpha_t (B, L) (None without attention or weights)."""
         regions = memory["regions"]
+        weights = None
         if self.attend is None:
-            return regions.mean(1), None
-        out = self.attend(self.query(h)[:, None, None, :], memory["keys"], regions.unsqueeze(1),
-                          need_weights=need_weights)
-        z = out.output[:, 0, 0]
+            z = regions.mean(1)
+        else:
+            out = self.attend(self.query(h)[:, None, None, :], memory["keys"], regions.unsqueeze(1),
+                              need_weights=need_weights)
+            z = out.output[:, 0, 0]
+            weights = out.weights[:, 0, 0] if need_weights else None
         if self.gate is not None:
             z = torch.sigmoid(self.gate(h)) * z
-        return z, out.weights[:, 0, 0] if need_weights else None
+        return z, weights
 
     def step(self, memory: State, state: State, tokens: Tensor, need_weights: bool = False
              ) -> tuple[Tensor, State, Tensor | None]:
