@@ -23,7 +23,7 @@ from torchmetrics.text import BLEUScore
 from tasks._base import TaskModule, log_train_step
 from tasks._text import PAD_ID, Vocab
 from tasks.decoding import beam_search, greedy
-from tasks.metrics import cider_d
+from tasks.metrics import bleu_sentence_stats, cider_d
 
 DECODERS = ("greedy", "beam")
 
@@ -40,6 +40,7 @@ def coverage_penalty(alphas: Tensor, tokens_out: Tensor) -> Tensor:
 
 class CaptionModule(TaskModule):
     size_key = "tokens_in"
+    item_kind = "bleu"  # test items: each caption's BLEU-4 statistics against its references
 
     def __init__(self, *, model: nn.Module, vocab: Vocab, lr: float, weight_decay: float,
                  doubly_stochastic: float, test_decode: str, beam_size: int, length_penalty: float,
@@ -97,6 +98,8 @@ class CaptionModule(TaskModule):
     def on_test_epoch_end(self) -> None:
         outputs, self._outputs = self._outputs, []
         self._scores(outputs, "test", orders=(1, 2, 3, 4))
+        stats = [bleu_sentence_stats(hyp.split(), [r.split() for r in refs]) for hyp, refs, _ in outputs]
+        self.add_test_items(stats, [list(refs) for _, refs, _ in outputs])
         novel = [o for o in outputs if o[2]]
         if novel:
             self._scores(novel, "test", "_novel")

@@ -29,6 +29,7 @@ def metric_name(kind: str) -> str:
 
 class VQAModule(TaskModule):
     size_key = "question"
+    item_scale = 100.0  # test items: each question's VQA accuracy in [0, 1]; test/acc is in percent
 
     def __init__(self, *, model: nn.Module, answer_list: list[str], lr: float, weight_decay: float) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay)
@@ -53,8 +54,13 @@ class VQAModule(TaskModule):
         logits, _ = self(batch)
         self.log(f"{stage}/loss", self._loss(logits, batch["target"]), batch_size=self.samples_in(batch))
         preds = [self.answer_list[i] for i in logits.argmax(-1).tolist()]
-        for pred, answers, kind in zip(preds, batch["answers"], batch["types"], strict=True):
-            self._scores[kind].append(vqa_accuracy(pred, answers))
+        scores = [vqa_accuracy(pred, answers) for pred, answers in zip(preds, batch["answers"], strict=True)]
+        for score, kind in zip(scores, batch["types"], strict=True):
+            self._scores[kind].append(score)
+        if stage == "test":
+            keys = [[int(i), list(a), k] for i, a, k in zip(batch["image_index"].tolist(), batch["answers"],
+                                                             batch["types"], strict=True)]
+            self.add_test_items(scores, keys)
 
     def _log_scores(self, stage: str) -> None:
         scores, self._scores = self._scores, defaultdict(list)
