@@ -5,6 +5,7 @@
   names: study, trials, date, commit); an explicit ``--set optim.lr=...`` wins over both. The
   record says which (``protocol.lr_source``).
 - **Budget.** The preset's ``trainer.max_epochs`` for every variant; the record has the steps run.
+  ``optim.schedule``: ``constant`` or ``cosine`` (decay to 0 over the run), the same for all.
 - **Selection.** The best-validation checkpoint on the task's monitored metric is tested.
 - **Convergence** (``convergence``): a run whose validation metric still improved over its last
   20% of validations (by more than 1% of the best before them) is "not converged".
@@ -51,6 +52,7 @@ def resolve_lr(config: dict, variant: str, overrides: dict) -> tuple[dict, dict]
     else:
         source = "preset optim.lr"
     return config, {"lr": float(optim["lr"]), "lr_source": source,
+                    "schedule": str(optim.get("schedule", "constant")),
                     "weight_decay": float(optim.get("weight_decay", 0.0)),
                     "max_epochs": config["trainer"].get("max_epochs")}
 

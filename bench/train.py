@@ -140,6 +140,8 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
     L.seed_everything(seed, workers=True, verbose=False)
     reset = _reset_cpu_peak()
     datamodule, module = task.build(cfg, variant, data, seed)
+    if hasattr(module, "use_schedule"):
+        module.use_schedule(protocol["schedule"])
     directory = Path(run_dir or Path("runs") / "train" / run_id)
     meter, history = TrainingMeter(), ValidationHistory(task.monitor)
     trainer = _trainer(cfg, task, directory, meter, progress, [history, *(callbacks or [])])

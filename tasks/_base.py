@@ -37,6 +37,7 @@ import yaml
 import configs
 
 SECTIONS = ("data", "model", "optim", "trainer")
+SCHEDULES = ("constant", "cosine")
 
 
 class Task(ABC):
@@ -181,8 +182,22 @@ class TaskModule(L.LightningModule, ABC):
         finally:
             self.train(was_training)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+    schedule: str = "constant"  # set by the runner from ``optim.schedule`` (``use_schedule``)
+
+    def use_schedule(self, name: str) -> None:
+        """``constant`` learning rate, or ``cosine``: from lr down to 0 over the run's steps (per step),
+        so the last epochs refine rather than oscillate (Loshchilov & Hutter, SGDR, ICLR 2017)."""
+        if name not in SCHEDULES:
+            raise ValueError(f"optim.schedule must be one of {list(SCHEDULES)}, got {name!r}")
+        self.schedule = name
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if self.schedule == "constant":
+            return optimizer
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
 
 
 def variant_kwargs(config: dict, variant: str) -> dict:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import lightning as L
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 import attention
 from bench.protocol import ReferenceCheck, resolve_lr
+from tasks._base import TaskModule
 
 
 class Pool(nn.Module):
@@ -48,3 +51,30 @@ def test_learning_rate_per_variant_and_its_source() -> None:
     assert protocol["lr"] == 0.5 and protocol["lr_source"].startswith("override")
     with pytest.raises(ValueError, match="optim.variant_lr must map"):
         resolve_lr({"optim": {"lr": 1.0, "variant_lr": [1]}, "trainer": {}}, "local", {})
+
+
+class _Tiny(TaskModule):
+    size_key = "x"
+
+    def __init__(self) -> None:
+        super().__init__(lr=0.1, weight_decay=0.0)
+        self.layer = nn.Linear(2, 1)
+
+    def training_step(self, batch, batch_idx):
+        return self.layer(batch[0]).pow(2).mean()
+
+    def evaluate(self, batch, stage) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("schedule", "final"), [("constant", 0.1), ("cosine", 0.0)])
+def test_the_schedule_ends_where_it_says(schedule, final, tmp_path) -> None:
+    module = _Tiny()
+    module.use_schedule(schedule)
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(module, DataLoader(TensorDataset(torch.randn(12, 2)), batch_size=4))
+    assert trainer.global_step == 6
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(final, abs=1e-9)
+    with pytest.raises(ValueError, match="optim.schedule must be one of"):
+        module.use_schedule("linear")
