@@ -38,6 +38,8 @@ import configs
 
 SECTIONS = ("data", "model", "optim", "trainer")
 SCHEDULES = ("constant", "cosine")
+# optim keys the runner applies for every task (bench/protocol.py), not a task's own settings
+RUNNER_OPTIM_KEYS = ("schedule", "variant_lr", "lr_provenance")
 
 
 class Task(ABC):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import attention
-from tasks._base import Task
+from tasks._base import RUNNER_OPTIM_KEYS, Task
 
 from .data import GraphDataModule, load_graph
 from .model import BASELINES
@@ -15,10 +15,11 @@ MODEL_KEYS = ("hidden", "heads", "out_heads", "dropout", "attn_dropout", "add_se
 OPTIM_KEYS = ("lr", "weight_decay")
 
 
-def _section(config: dict, name: str, keys: tuple[str, ...]) -> dict:
-    if set(config[name]) != set(keys):
+def _section(config: dict, name: str, keys: tuple[str, ...], runner_keys: tuple[str, ...] = ()) -> dict:
+    """The section's own keys (exactly ``keys``, besides the ``runner_keys`` the runner reads)."""
+    if set(keys) - set(config[name]) or set(config[name]) - set(keys) - set(runner_keys):
         raise ValueError(f"{name} config: expected the keys {sorted(keys)}, got {sorted(config[name])}")
-    return dict(config[name])
+    return {key: config[name][key] for key in keys}
 
 
 class GraphTask(Task):
@@ -48,7 +49,8 @@ class GraphTask(Task):
         reasons = self.variant_reasons(variant)
         if reasons:
             raise ValueError("; ".join(reasons))
-        model, optim = _section(config, "model", MODEL_KEYS), _section(config, "optim", OPTIM_KEYS)
+        model = _section(config, "model", MODEL_KEYS)
+        optim = _section(config, "optim", OPTIM_KEYS, RUNNER_OPTIM_KEYS)
         graph = load_graph(config["data"], data)
         module = NodeClassifier(variant=variant, in_dim=graph.x.shape[1], num_classes=graph.num_classes,
                                 **model, **optim)
