@@ -58,26 +58,54 @@ def _best(stats: list[VariantStats], metric: str) -> str | None:
 
 @dataclass(frozen=True)
 class Difference:
-    """a - b on one metric: from Welch's test over seeds, or a paired bootstrap on one seed's items."""
+    """a - b on one metric: from Welch's test over seeds, or a paired bootstrap on one seed's items.
+
+    A paired bootstrap sees only the sampling noise of the test items, not the noise of training
+    itself; ``floor`` (the one-seed run-noise estimate, ``run_noise``) is the smallest difference it
+    may call significant.
+    """
 
     diff: float
     p: float
     method: str
     low: float | None = None
     high: float | None = None
+    floor: float = 0.0
+
+    @property
+    def within_run_noise(self) -> bool:
+        return self.p < ALPHA and abs(self.diff) <= self.floor
 
     @property
     def significant(self) -> bool:
-        return self.p < ALPHA
+        return self.p < ALPHA and not self.within_run_noise
 
     def text(self) -> str:
         interval = f" [{self.low:+.3f}, {self.high:+.3f}]" if self.low is not None else ""
-        verdict = "significant" if self.significant else "not significant"
+        verdict = ("significant" if self.significant else
+                   f"within run-to-run noise, |Δ| ≤ {self.floor:.3f}" if self.within_run_noise else
+                   "not significant")
         return f"{self.diff:+.3f}{interval}, p={self.p:.2g} ({self.method}; {verdict})"
 
 
-def difference(stats: VariantStats, other: VariantStats, metric: str, headline: str) -> Difference | None:
-    """Welch's test when both have two seeds or more, else (headline only) the paired bootstrap."""
+REPLICATES = ("reference", "sdpa")  # the same function by two kernels: their gap is training noise
+
+
+def run_noise(stats: list[VariantStats], headline: str) -> tuple[float, int] | None:
+    """|reference - sdpa| on the headline metric at their lowest shared seed, and that seed: the two
+    compute the same function, so what separates them is run-to-run noise (rounding differences that
+    training amplifies), which a paired bootstrap over test items does not see. None without both."""
+    pair = [next((s for s in stats if s.variant == name), None) for name in REPLICATES]
+    if None in pair:
+        return None
+    found = paired(*pair)
+    return None if found is None else (abs(found[1].diff), found[0])
+
+
+def difference(stats: VariantStats, other: VariantStats, metric: str, headline: str,
+               floor: float = 0.0) -> Difference | None:
+    """Welch's test when both have two seeds or more, else (headline only) the paired bootstrap, whose
+    significance needs a difference above ``floor`` (the run noise)."""
     welch = compare(stats, other, metric)
     if welch is not None:
         return Difference(welch.diff, welch.p_two_sided, f"Welch, {stats.n} vs {other.n} seeds")
@@ -86,25 +114,26 @@ def difference(stats: VariantStats, other: VariantStats, metric: str, headline: 
         return None
     seed, result = found
     return Difference(result.diff, result.p_two_sided, f"paired bootstrap, seed {seed}, {result.n} items",
-                      result.low, result.high)
+                      result.low, result.high, floor)
 
 
-def _marks(stats: VariantStats, baseline: VariantStats | None, metric: str, headline: str) -> str:
+def _marks(stats: VariantStats, baseline: VariantStats | None, metric: str, headline: str,
+           floor: float) -> str:
     if baseline is None or stats is baseline:
         return ""
-    result = difference(stats, baseline, metric, headline)
+    result = difference(stats, baseline, metric, headline, floor)
     if result is None or not result.significant:
         return ""
     better = (result.diff > 0) == (metric_direction(metric) == "max")
     return " ▲" if better else " ▼"
 
 
-def _versus(stats: VariantStats, other: VariantStats | None, headline: str, role: str) -> str:
+def _versus(stats: VariantStats, other: VariantStats | None, headline: str, role: str, floor: float) -> str:
     if other is None:
         return f"no {role} run"
     if stats is other:
         return f"({role})"
-    result = difference(stats, other, headline, headline)
+    result = difference(stats, other, headline, headline, floor)
     if result is None:
         return f"n/a (n={stats.n} vs {other.n}, no shared test items: needs 2 seeds each)"
     return result.text()
@@ -147,20 +176,22 @@ def results_table(stats: list[VariantStats], headline: str, show_latency: bool) 
     best = {m: _best(stats, m) for m in metrics}
     best_stats = next((s for s in stats if s.label == best.get(headline)), None)
     shown, folded = fold_equivalents(stats)
+    noise = run_noise(stats, headline)
+    floor = noise[0] if noise else 0.0
     name = headline.removeprefix("metric:")
     columns = ["variant", "seeds", "lr", *(m.removeprefix("metric:") for m in metrics),
                f"{name} vs {BASELINE_VARIANT}", f"{name} vs best", "converged", "params", "train samples/s",
                "train time s", *(["inference latency ms"] if show_latency else []), "peak memory MiB"]
     rows = []
     for s in shown:
-        cells = [_metric_cell(s, m, best[m] == s.label, headline) + _marks(s, baseline, m, headline)
+        cells = [_metric_cell(s, m, best[m] == s.label, headline) + _marks(s, baseline, m, headline, floor)
                  for m in metrics]
         latency = [number(s.latency_s * 1e3, 2)] if show_latency else []
         label = s.label + (f" (= {', '.join(folded[s.label])})" if s.label in folded else "")
         if s.equals_reference and s.label not in folded:
             label += " (= reference at these lengths)"
-        rows.append([label, str(s.n), _lr(s), *cells, _versus(s, baseline, headline, "baseline"),
-                     _versus(s, best_stats, headline, "best"), _converged(s), number(s.params, 0),
+        rows.append([label, str(s.n), _lr(s), *cells, _versus(s, baseline, headline, "baseline", floor),
+                     _versus(s, best_stats, headline, "best", floor), _converged(s), number(s.params, 0),
                      number(s.samples_per_s), number(s.train_time_s), *latency,
                      f"{mib(s.peak_mem_bytes)} ({s.mem_method})" if s.mem_method else mib(s.peak_mem_bytes)])
     return Table(columns, rows)
@@ -180,7 +211,8 @@ def findings(stats: list[VariantStats], headline: str, learning_baseline: str) -
     for s in fold_equivalents(stats)[0]:
         if s.variant in (*CONTROLS, BASELINE_VARIANT, learning_baseline):
             continue
-        result = difference(s, baseline, headline, headline)
+        noise = run_noise(stats, headline)
+        result = difference(s, baseline, headline, headline, noise[0] if noise else 0.0)
         if result is None or (result.significant and (result.diff > 0) == (better_is == "max")):
             continue
         why = f"diagnosed: {s.diagnosis}" if s.diagnosis else "**undiagnosed**: no measured reason recorded"
@@ -192,9 +224,11 @@ def findings(stats: list[VariantStats], headline: str, learning_baseline: str) -
             Bullets(lines)]
 
 
-def protocol_text(stats: list[VariantStats]) -> Text:
-    """The task's protocol as the runs applied it: budget, learning rates, parameter spread, folds."""
-    attending = [s for s in stats if s.variant != BASELINE_VARIANT and math.isfinite(s.params)]
+def protocol_text(stats: list[VariantStats], headline: str = "", baselines: tuple[str, ...] = ()) -> Text:
+    """The task's protocol as the runs applied it: budget, learning rates, parameter spread, folds, and
+    the run noise that one-seed tests must clear."""
+    attending = [s for s in stats if s.variant not in (BASELINE_VARIANT, *baselines, *CONTROLS)
+                 and math.isfinite(s.params)]
     parts = []
     steps = sorted({round(s.steps) for s in stats if math.isfinite(s.steps)})
     if steps:
@@ -214,6 +248,12 @@ def protocol_text(stats: list[VariantStats]) -> Text:
     if unconverged:
         parts.append("not converged (validation still improving over the last 20% of epochs): "
                      + ", ".join(unconverged))
+    noise = run_noise(stats, headline) if headline else None
+    if noise:
+        parts.append(f"run-to-run noise: `reference` and `sdpa` compute the same function and differ here "
+                     f"by {noise[0]:.3f} (seed {noise[1]}), so a one-seed difference must exceed that to "
+                     "count as significant (the paired bootstrap over test items does not see training "
+                     "noise; two or more seeds per variant give Welch's test instead)")
     _, folded = fold_equivalents(stats)
     for reference, names in folded.items():
         parts.append(f"{', '.join(names)} computed exactly `{reference}` on every test call (a window or "
@@ -248,10 +288,11 @@ def task_blocks(frame: pd.DataFrame) -> list[Block]:
         if headline is None:
             blocks.append(Text("These runs recorded no metrics."))
             continue
-        blocks.append(protocol_text(stats))
-        blocks.append(results_table(stats, headline, ok[LATENCY_FIELD].notna().any()))
         learning = ok["learning_baseline"].dropna() if "learning_baseline" in ok else []
-        blocks += findings(stats, headline, str(learning.iloc[0]) if len(learning) else BASELINE_VARIANT)
+        learning_baseline = str(learning.iloc[0]) if len(learning) else BASELINE_VARIANT
+        blocks.append(protocol_text(stats, headline, (learning_baseline,)))
+        blocks.append(results_table(stats, headline, ok[LATENCY_FIELD].notna().any()))
+        blocks += findings(stats, headline, learning_baseline)
         blocks += robustness_blocks(fold_equivalents(stats)[0])
         shared = pd.to_numeric(ok["concurrent_runs"], errors="coerce").max()
         if shared > 1:

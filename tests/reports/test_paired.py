@@ -163,3 +163,24 @@ def test_robustness_counts_verdicts_that_hold_or_reverse_at_other_seeds() -> Non
     assert "paired bootstrap calls significant at seed 0 (1 pairs)" in text
     assert "| 1 | 1 | 0 | 0 | 0 |" in text and "| 2 | 0 | 0 | 1 | 0 |" in text
     assert "Reversed: gat vs none (seed 2)" in text or "Reversed: none vs gat (seed 2)" in text
+
+
+def test_one_seed_differences_below_the_reference_sdpa_gap_are_run_noise() -> None:
+    rng = random.Random(5)
+    base = [1.0 if rng.random() < 0.5 else 0.0 for _ in range(2000)]
+    reference = [1.0 if b or rng.random() < 0.5 else 0.0 for b in base]  # ~75%
+    sdpa = list(reference)
+    for i in [i for i, v in enumerate(sdpa) if v][:120]:  # the same function, 6 points lower
+        sdpa[i] = 0.0
+    close = list(reference)
+    for i in [i for i, v in enumerate(close) if v][:60]:  # 3 points below reference
+        close[i] = 0.0
+    records = [_record("none", base), _record("reference", reference), _record("sdpa", sdpa),
+               _record("gat", close)]
+    text = to_markdown(Document("t", task_blocks(runs_frame(records)[0])))
+    header = next(line for line in text.splitlines() if line.startswith("| variant |")).split("|")
+    gat = next(line for line in text.splitlines() if line.startswith("| gat |")).split("|")
+    cell = gat[header.index(" test/acc vs best ")]
+    assert "within run-to-run noise" in cell and "≤ 0.060" in cell
+    assert "significant)" in gat[header.index(" test/acc vs none ")]  # 22 points: far above the noise
+    assert "`reference` and `sdpa` compute the same function and differ here by 0.060" in text
