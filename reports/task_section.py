@@ -83,7 +83,7 @@ class Difference:
     def text(self) -> str:
         interval = f" [{self.low:+.3f}, {self.high:+.3f}]" if self.low is not None else ""
         verdict = ("significant" if self.significant else
-                   f"within run-to-run noise, |Δ| ≤ {self.floor:.3f}" if self.within_run_noise else
+                   f"within run-to-run noise: size ≤ {self.floor:.3f}" if self.within_run_noise else
                    "not significant")
         return f"{self.diff:+.3f}{interval}, p={self.p:.2g} ({self.method}; {verdict})"
 
