@@ -100,6 +100,7 @@ class Sweep:
     sampler: dict = field(default_factory=lambda: {"type": "tpe"})
     overrides: dict = field(default_factory=dict)
     export_seeds: tuple[int, ...] = (0, 1, 2)
+    source: str = ""  # the sweep file it was loaded from (for the exported provenance)
 
     def make_pruner(self) -> optuna.pruners.BasePruner:
         if self.pruner is None:
@@ -176,7 +177,8 @@ def load_sweep(path: str | Path) -> Sweep:
         raise ValueError(f"{path}: heartbeat must be {{interval: s, grace: s}}, got {heartbeat!r}")
     sweep = Sweep(task_name, preset, spec.get("data"), str(spec.get("study", path.stem)), n_trials,
                   int(spec.get("seed", 0)), list(variants), pruner, params,
-                  (int(heartbeat["interval"]), int(heartbeat["grace"])), sampler, dict(fixed), tuple(seeds))
+                  (int(heartbeat["interval"]), int(heartbeat["grace"])), sampler, dict(fixed), tuple(seeds),
+                  str(path))
     for kind, make in (("pruner", sweep.make_pruner), ("sampler", sweep.make_sampler)):
         try:
             make()
@@ -473,6 +475,13 @@ def export_best(study: optuna.Study, sweep: Sweep, out: Path) -> dict:
             "suite": str(path), "per_variant": per_variant}
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Writes repeated values out in full (no &id anchors), so the file reads as it will be pasted."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
 def export_per_variant(study: optuna.Study, sweep: Sweep, out: Path) -> str:
     """Each variant's best completed trial: a suite giving every variant its own best settings, the
     learning rates as a preset's ``optim.variant_lr`` with their provenance, and the table of values."""
@@ -490,7 +499,7 @@ def export_per_variant(study: optuna.Study, sweep: Sweep, out: Path) -> str:
     env = environment()
     provenance = {"study": sweep.study, "trials": len(complete), "metric": get_task(sweep.task).monitor,
                   "date": env["env_timestamp"][:10], "commit": env["env_git_commit"][:12],
-                  "command": f"attnbench sweep <{sweep.study} sweep file>"}
+                  "command": f"attnbench sweep {sweep.source or '<sweep file>'}"}
     document = {
         "suite": {"preset": sweep.preset, "seeds": list(sweep.export_seeds),
                   "tasks": {sweep.task: {"variants": sorted(best), "data": sweep.data,
@@ -503,5 +512,5 @@ def export_per_variant(study: optuna.Study, sweep: Sweep, out: Path) -> str:
     if lrs:
         document["preset_optim"] = {"variant_lr": lrs, "lr_provenance": provenance}
     path = out / f"per_variant_{sweep.study}.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    path.write_text(yaml.dump(document, Dumper=_PlainDumper, sort_keys=False))
     return str(path)
