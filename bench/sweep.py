@@ -40,6 +40,7 @@ error that says so; the trials already finished stay in the storage and a rerun 
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import socket
@@ -403,12 +404,30 @@ def run_sweep(sweep: Sweep, out: str | Path, *, storage_url: str | None = None, 
     """
     out = Path(out)
     storage = make_storage(storage_url, out, sweep.heartbeat)
+    if sweep.sampler["type"] == "grid":
+        enqueue_grid(_study(sweep, storage, 0), sweep)
     with _trial_bar(sweep, storage, console or Console(), progress) as refresh:
         if workers == 1:
             work(sweep, out, storage_url, threads=threads, on_trial=refresh)
         else:
             _run_workers(sweep, out, storage_url, workers, threads, refresh)
     return export_best(_study(sweep, storage, 0), sweep, out)
+
+
+def enqueue_grid(study: optuna.Study, sweep: Sweep) -> int:
+    """Queue every cell of a grid sweep once, before any worker starts, and return how many were new.
+
+    Workers then take queued trials one at a time from the storage. Left to itself, each worker's
+    ``GridSampler`` picks an unvisited cell on its own, and parallel workers pick the same cell
+    (measured: 2 local workers ran 13 distinct cells of a 15-cell grid, two of them twice). A cell
+    already queued or run (a resumed sweep) is not queued again.
+    """
+    grid = sweep.grid()
+    names = list(grid)
+    before = len(study.get_trials(deepcopy=False))
+    for values in itertools.product(*grid.values()):
+        study.enqueue_trial(dict(zip(names, values, strict=True)), skip_if_exists=True)
+    return len(study.get_trials(deepcopy=False)) - before
 
 
 def _run_workers(sweep: Sweep, out: Path, storage_url: str | None, workers: int, threads: int | None,

@@ -58,7 +58,7 @@ def test_a_learning_rate_grid_gives_every_variant_its_own_best_rate(toy, tmp_pat
     assert set(sweep.variants) >= {"reference", "uniform", "none"}
     assert sweep.n_trials == 2 * len(sweep.variants)
     out = tmp_path / "grid"
-    best = run_sweep(sweep, out)
+    best = run_sweep(sweep, out, workers=2)  # parallel workers must not run a cell twice
     trials = [json.loads(p.read_text()) for p in (out / "trials").iterdir()]
     ran = sorted((t["variant"], t["params"]["optim.lr"]) for t in trials)
     assert ran == sorted((v, lr) for v in sweep.variants for lr in lrs)  # each cell of the grid once
