@@ -142,6 +142,9 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
     datamodule, module = task.build(cfg, variant, data, seed)
     if hasattr(module, "use_schedule"):
         module.use_schedule(protocol["schedule"])
+    elif protocol["schedule"] != "constant":  # never record a schedule the module did not apply
+        raise ValueError(f"optim.schedule={protocol['schedule']!r}: {task_name}'s module is not a TaskModule "
+                         "and trains at a constant rate only")
     directory = Path(run_dir or Path("runs") / "train" / run_id)
     meter, history = TrainingMeter(), ValidationHistory(task.monitor)
     trainer = _trainer(cfg, task, directory, meter, progress, [history, *(callbacks or [])])
