@@ -13,8 +13,10 @@ where the mark cannot be reset (not Linux) it is the process's lifetime peak
 
 from __future__ import annotations
 
+import json
 import logging
 import resource
+import shutil
 import sys
 import time
 import warnings
@@ -151,6 +153,8 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     last = directory / "checkpoints" / "last.ckpt"
+    discarded = _check_resumable(directory, {"task": task_name, "variant": variant, "seed": seed,
+                                             "data": data or "embedded", "config": cfg})
     resumed = last.is_file()  # then time and samples count the resumed part only
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed else None)
@@ -182,10 +186,54 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
         peak_mem_bytes=peak, mem_method=method, best_checkpoint=best, monitor=task.monitor,
         best_val=_score(trainer.checkpoint_callback.best_model_score),
         epochs=trainer.current_epoch, resumed_from_epoch=meter.start_epoch if resumed else None,
+        discarded_checkpoint=discarded,
         attention_file=str(attention_file) if attention_file else None,
         **environment(str(module.device)),
     )
     return _finish(record, out)
+
+
+RUN_SPEC = "run_spec.json"
+
+
+def _check_resumable(directory: Path, spec: dict) -> str | None:
+    """Make ``directory`` safe to resume: write the run's spec (task, variant, seed, data, resolved
+    config) beside its checkpoints, and when a ``checkpoints/`` folder left there was written for
+    another spec (a preset edited since, other ``--set`` values) or for an unknown one (no spec
+    file), set it aside so the run starts afresh. Returns why it was discarded (None: nothing was),
+    and says so on stderr: resuming another configuration's weights under this run's name would be a
+    silent substitution. The old folder is moved to ``checkpoints.discarded/``."""
+    spec = json.loads(json.dumps(spec, sort_keys=True, default=str))  # as it reads back from disk
+    spec_file, checkpoints = directory / RUN_SPEC, directory / "checkpoints"
+    reason = None
+    if checkpoints.is_dir() and any(checkpoints.iterdir()):
+        try:
+            old = json.loads(spec_file.read_text())
+        except (OSError, ValueError):
+            old = None
+        if old is None:
+            reason = f"{checkpoints} has no {RUN_SPEC} saying what it was trained with"
+        elif old != spec:
+            changed = sorted(_differences(old, spec))
+            shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+            reason = f"{checkpoints} was trained with other settings ({shown})"
+        if reason:  # kept aside, not deleted: they are another run's results
+            aside = directory / "checkpoints.discarded"
+            shutil.rmtree(aside, ignore_errors=True)
+            checkpoints.rename(aside)
+            print(f"attnbench: not resuming: {reason}; starting afresh (the old checkpoints are in {aside})",
+                  file=sys.stderr)
+    write_json_atomic(spec_file, spec)
+    return reason
+
+
+def _differences(old, new, prefix: str = "") -> Iterator[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in old.keys() | new.keys():
+            yield from _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+    elif old != new:
+        yield prefix.rstrip(".") or "(value)"
 
 
 def _score(value) -> float | None:

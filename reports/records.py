@@ -60,7 +60,7 @@ DEVICE_PEAKS: dict[str, dict[str, float]] = {
 TRAIN_FIELDS = (
     "run_id", "task", "variant", "seed", "data", "config", "status", "reason", "metrics", "params",
     "train_time_s", "samples_per_s", "peak_mem_bytes", "mem_method", "epochs", "best_checkpoint",
-    "monitor", "best_val", "attention_file", "concurrent_runs", "resumed_from_epoch",
+    "monitor", "best_val", "attention_file", "concurrent_runs", "resumed_from_epoch", "discarded_checkpoint",
     # the protocol (bench/protocol.py): learning rate and its source, steps, convergence, whether an
     # approximate variant computed exactly the reference, and the test metric item by item
     "protocol", "val_history", "convergence", "equals_reference", "reference_check", "test_items",

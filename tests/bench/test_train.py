@@ -83,3 +83,23 @@ def test_refusals_see_the_run_config() -> None:
     # sdpa forms no weights: fine for captioning until the doubly stochastic regulariser needs them
     record = train_and_test("captioning", "sdpa", overrides={"model.doubly_stochastic": 0.5}, progress=False)
     assert record["status"] == "unsupported" and "need_weights" in record["reason"]
+
+
+def test_a_checkpoint_from_other_settings_is_set_aside_not_resumed(toy, tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    first = train_and_test("toy", "reference", config=str(toy), run_dir=str(run), progress=False)
+    assert first["discarded_checkpoint"] is None and (run / "checkpoints" / "last.ckpt").is_file()
+    again = train_and_test("toy", "reference", config=str(toy), run_dir=str(run), progress=False)
+    assert again["discarded_checkpoint"] is None and again["resumed_from_epoch"] is not None
+    changed = train_and_test("toy", "reference", config=str(toy), run_dir=str(run), progress=False,
+                             overrides={"optim.lr": 0.01})
+    reason = changed["discarded_checkpoint"]
+    assert "optim.lr" in reason and "other settings" in reason
+    assert changed["resumed_from_epoch"] is None and changed["epochs"] == 3
+    assert changed["protocol"]["lr"] == 0.01
+    assert (run / "checkpoints.discarded" / "last.ckpt").is_file()  # kept aside, not deleted
+    assert "not resuming" in capsys.readouterr().err
+    (run / "run_spec.json").unlink()  # a folder from before specs were written: unknown, not trusted
+    unknown = train_and_test("toy", "reference", config=str(toy), run_dir=str(run), progress=False,
+                             overrides={"optim.lr": 0.01})
+    assert "no run_spec.json" in unknown["discarded_checkpoint"] and unknown["resumed_from_epoch"] is None
