@@ -87,6 +87,20 @@ def bleu_from_stats(stats: Sequence[float]) -> float:
     return 100.0 * brevity * math.exp(log_precision)
 
 
+def bleu_n_from_stats(stats: Sequence[float], n: int) -> float:
+    """Corpus BLEU-n (0-100, n at most the N of the rows) from summed ``bleu_sentence_stats`` rows:
+    BLEU-1..N all come from one pass over the sentences."""
+    max_n = (len(stats) - 2) // 2
+    if not 1 <= n <= max_n:
+        raise ValueError(f"BLEU-{n} needs statistics of 1..{n}-grams; these have 1..{max_n}")
+    return bleu_from_stats([stats[0], stats[1], *stats[2:2 + n], *stats[2 + max_n:2 + max_n + n]])
+
+
+def corpus_stats(rows: Sequence[Sequence[float]]) -> list[float]:
+    """The corpus statistic: ``bleu_sentence_stats`` rows summed."""
+    return [sum(column) for column in zip(*rows, strict=True)] if rows else []
+
+
 def _tfidf(counts: Counter, idf: dict[tuple[str, ...], float], default_idf: float) -> dict:
     return {gram: tf * idf.get(gram, default_idf) for gram, tf in counts.items()}
 

@@ -303,3 +303,20 @@ def test_attention_examples_for_the_report(variant):
         assert all(len(w) == 9 for w in example["weights"])
         assert torch.tensor(example["image"]).shape == (3, 24, 24)
     assert "reference:" in saved["examples"][0]["text"]
+
+
+def test_captioning_bleu_1_to_4_equals_torchmetrics() -> None:
+    import random
+
+    from torchmetrics.text import BLEUScore
+
+    from tasks.captioning.module import bleu
+
+    rng = random.Random(3)
+    words = "a red blue cube ball left of right the small".split()
+    refs = [[" ".join(rng.choices(words, k=rng.randint(3, 9))) for _ in range(rng.randint(1, 3))]
+            for _ in range(40)]
+    hyps = [" ".join(w if rng.random() < 0.6 else rng.choice(words) for w in rs[0].split()) for rs in refs]
+    hyps[0] = "zzz"  # a hypothesis with no match and one shorter than every reference
+    for n in (1, 2, 3, 4):
+        assert bleu(hyps, refs, n) == pytest.approx(100 * float(BLEUScore(n_gram=n)(hyps, refs)), abs=1e-4)
