@@ -14,7 +14,10 @@ A suite is a YAML file (``configs/suites/<name>.yaml``):
         variant_overrides: {gat: {optim.lr: 0.005}}   # per variant (what sweeps export)
 
 Every run's record is written atomically to ``<out>/records/<task>__<variant>__s<seed>.json``
-when it finishes; a record on disk means the run is done, so re-running a suite skips it.
+when it finishes; a record on disk means the run is done, so re-running a suite skips it, unless
+the record was made with other settings than the run would use now (an edited preset, suite
+overrides or per-variant rates): such a record is moved to ``<out>/records.stale/`` and the run
+is trained again, and the suite says so.
 An interrupted run keeps its directory ``<out>/runs/<task>__<variant>__s<seed>/`` and resumes
 from ``checkpoints/last.ckpt``. Variants a task cannot use are recorded (status
 ``unsupported``) with the reasons, so every cell of the matrix has a record.
@@ -55,7 +58,8 @@ from reports.records import write_json_atomic
 from tasks import TASK_MODULES, get_task
 from tasks._base import apply_overrides
 
-from .train import quiet_lightning, train_and_test
+from .protocol import resolve_lr
+from .train import differences, quiet_lightning, train_and_test
 
 SUITE_KEYS = {"preset", "seeds", "tasks", "threads", "jobs"}
 TASK_KEYS = {"variants", "data", "overrides", "variant_overrides"}
@@ -161,6 +165,7 @@ def run_suite(suite: Suite, out: str | Path, *, console: Console | None = None, 
     if jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs}")
     records_dir = out / "records"
+    _set_aside_stale(suite, out, console)
     todo = [run for run in suite.runs if not _record_path(out, run).is_file()]
     jobs = max(min(jobs, len(todo)), 1)
     console.print(f"suite {suite.name}: {len(suite.runs)} runs, {len(suite.runs) - len(todo)} already "
@@ -185,6 +190,45 @@ def run_suite(suite: Suite, out: str | Path, *, console: Console | None = None, 
         files = write_report([out], out / "report")
         console.print(f"report: {files.markdown} and {files.html}")
     return records
+
+
+def run_config(suite: Suite, run: Run) -> dict:
+    """The resolved config ``run`` trains with now (its record's ``config``)."""
+    config = apply_overrides(get_task(run.task).config(suite.preset), run.overrides)
+    return resolve_lr(config, run.variant, run.overrides)[0]
+
+
+def stale_reason(suite: Suite, run: Run, record: dict) -> str | None:
+    """Why an existing record is not this run's result now (None: it is)."""
+    expected = {"config": run_config(suite, run), "data": run.data or "embedded"}
+    found = {"config": record.get("config"), "data": record.get("data")}
+    changed = sorted(differences(json.loads(json.dumps(found, default=str)),
+                                 json.loads(json.dumps(expected, default=str))))
+    if not changed:
+        return None
+    return ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
+
+
+def _set_aside_stale(suite: Suite, out: Path, console: Console) -> None:
+    """Move records made with other settings than the suite's runs use now to ``records.stale/``."""
+    stale = []
+    for run in suite.runs:
+        path = _record_path(out, run)
+        if not path.is_file():
+            continue
+        try:
+            reason = stale_reason(suite, run, json.loads(path.read_text()))
+        except ValueError:
+            reason = "the record cannot be read"
+        if reason:
+            aside = out / "records.stale" / path.name
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            path.replace(aside)
+            stale.append(f"{run.key} ({reason})")
+    if stale:
+        console.print(f"suite {suite.name}: {len(stale)} records were made with other settings and are "
+                      f"trained again (old records in {out / 'records.stale'}): " + "; ".join(stale[:3])
+                      + (f"; and {len(stale) - 3} more" if len(stale) > 3 else ""))
 
 
 def _record_path(out: Path, run: Run) -> Path:

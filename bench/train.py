@@ -214,7 +214,7 @@ def _check_resumable(directory: Path, spec: dict) -> str | None:
         if old is None:
             reason = f"{checkpoints} has no {RUN_SPEC} saying what it was trained with"
         elif old != spec:
-            changed = sorted(_differences(old, spec))
+            changed = sorted(differences(old, spec))
             shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
             reason = f"{checkpoints} was trained with other settings ({shown})"
         if reason:  # kept aside, not deleted: they are another run's results
@@ -227,11 +227,11 @@ def _check_resumable(directory: Path, spec: dict) -> str | None:
     return reason
 
 
-def _differences(old, new, prefix: str = "") -> Iterator[str]:
-    """Dotted keys whose values differ between two nested dicts."""
+def differences(old, new, prefix: str = "") -> Iterator[str]:
+    """Dotted keys whose values differ between two nested dicts (a changed leaf or a key one lacks)."""
     if isinstance(old, dict) and isinstance(new, dict):
         for key in old.keys() | new.keys():
-            yield from _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+            yield from differences(old.get(key), new.get(key), f"{prefix}{key}.")
     elif old != new:
         yield prefix.rstrip(".") or "(value)"
 

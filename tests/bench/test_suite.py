@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from rich.console import Console
 
 from bench.suite import load_suite, run_suite
 
@@ -32,6 +33,23 @@ def test_matrix_records_every_cell_and_skips_done_runs(toy, tmp_path) -> None:
     again = run_suite(suite, out, progress=False)  # everything recorded: nothing recomputed
     assert {p.name: p.stat().st_mtime_ns for p in (out / "records").iterdir()} == stamps
     assert [r["run_id"] for r in again] == [r["run_id"] for r in records]
+
+
+def test_records_made_with_other_settings_are_set_aside_and_rerun(toy, tmp_path) -> None:
+    out = tmp_path / "out"
+    first = run_suite(load_suite(str(_suite(tmp_path, toy, variants=["none", "reference"]))), out,
+                      progress=False)
+    edited = load_suite(str(_suite(tmp_path, toy, variants=["none", "reference"],
+                                   variant_overrides={"reference": {"optim.lr": 0.01}})))
+    console = Console(record=True, width=200)
+    again = run_suite(edited, out, progress=False, console=console, report=False)
+    by_key = {(r["variant"], r["seed"]): r for r in again}
+    assert by_key["reference", 0]["config"]["optim"]["lr"] == 0.01  # retrained at the suite's new rate
+    assert by_key["none", 0]["run_id"] == first[0]["run_id"]  # unchanged settings: kept
+    assert sorted(p.name for p in (out / "records.stale").iterdir()) == ["toy__reference__s0.json",
+                                                                        "toy__reference__s1.json"]
+    said = console.export_text()
+    assert "2 records were made with other settings" in said and "optim.lr" in said
 
 
 def test_all_expands_to_every_variant_with_overrides(toy, tmp_path) -> None:

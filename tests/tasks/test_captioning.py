@@ -313,7 +313,7 @@ def test_captioning_bleu_1_to_4_equals_torchmetrics() -> None:
     from tasks.captioning.module import bleu
 
     rng = random.Random(3)
-    words = "a red blue cube ball left of right the small".split()
+    words = ["a", "red", "blue", "cube", "ball", "left", "of", "right", "the", "small"]
     refs = [[" ".join(rng.choices(words, k=rng.randint(3, 9))) for _ in range(rng.randint(1, 3))]
             for _ in range(40)]
     hyps = [" ".join(w if rng.random() < 0.6 else rng.choice(words) for w in rs[0].split()) for rs in refs]
