@@ -74,11 +74,11 @@ class NodeLinear(nn.Linear):
 
 
 def build_layer(variant: str, *, in_dim: int, out_dim: int, heads: int, concat: bool,
-                attn_dropout: float, add_self_loops: bool) -> nn.Module:
-    """One layer of the network for ``variant``; the baselines' layer is ``heads * out_dim`` wide
-    when ``concat`` (matching the attention layer), else ``out_dim``."""
+                attn_dropout: float, add_self_loops: bool, **kwargs) -> nn.Module:
+    """One layer of the network for ``variant`` (``kwargs``: its constructor arguments); the baselines'
+    layer is ``heads * out_dim`` wide when ``concat`` (matching the attention layer), else ``out_dim``."""
     if variant in BASELINES:
         width = heads * out_dim if concat else out_dim
         return GCNLayer(in_dim=in_dim, out_dim=width) if variant == "none" else NodeLinear(in_dim, width)
     return attention.build(variant, in_dim=in_dim, out_dim=out_dim, heads=heads, concat=concat,
-                           dropout=attn_dropout, add_self_loops=add_self_loops)
+                           dropout=attn_dropout, add_self_loops=add_self_loops, **kwargs)

@@ -28,7 +28,7 @@ class NodeClassifier(TaskModule):
 
     def __init__(self, *, variant: str, in_dim: int, num_classes: int, hidden: int, heads: int,
                  out_heads: int, dropout: float, attn_dropout: float, add_self_loops: bool,
-                 lr: float, weight_decay: float) -> None:
+                 lr: float, weight_decay: float, variant_kwargs: dict | None = None) -> None:
         for name, value in (("hidden", hidden), ("heads", heads), ("out_heads", out_heads)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"model.{name} must be a positive integer, got {value!r}")
@@ -39,7 +39,7 @@ class NodeClassifier(TaskModule):
                              f"{weight_decay!r}")
         super().__init__(lr=lr, weight_decay=weight_decay)
         self.variant = variant
-        common = {"attn_dropout": attn_dropout, "add_self_loops": add_self_loops}
+        common = {"attn_dropout": attn_dropout, "add_self_loops": add_self_loops, **(variant_kwargs or {})}
         self.layers = nn.ModuleList([
             build_layer(variant, in_dim=in_dim, out_dim=hidden, heads=heads, concat=True, **common),
             build_layer(variant, in_dim=heads * hidden, out_dim=num_classes, heads=out_heads, concat=False,

@@ -12,6 +12,8 @@ from .model import BASELINES
 from .module import NodeClassifier
 
 MODEL_KEYS = ("hidden", "heads", "out_heads", "dropout", "attn_dropout", "add_self_loops")
+# optional: per-variant constructor arguments, and first-layer heads per variant (the parameter budget)
+MODEL_OPTIONAL = ("variant_kwargs", "variant_heads")
 OPTIM_KEYS = ("lr", "weight_decay")
 
 
@@ -20,6 +22,17 @@ def _section(config: dict, name: str, keys: tuple[str, ...], runner_keys: tuple[
     if set(keys) - set(config[name]) or set(config[name]) - set(keys) - set(runner_keys):
         raise ValueError(f"{name} config: expected the keys {sorted(keys)}, got {sorted(config[name])}")
     return {key: config[name][key] for key in keys}
+
+
+def _variant_kwargs(config: dict, variant: str) -> dict:
+    """``model.variant_kwargs[variant]``, checked by building one layer with them."""
+    kwargs = (config["model"].get("variant_kwargs") or {}).get(variant) or {}
+    if kwargs and variant not in BASELINES:
+        try:
+            attention.build(variant, in_dim=4, out_dim=2, heads=1, **kwargs)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"model.variant_kwargs for {variant!r} ({kwargs}): {err}") from err
+    return kwargs
 
 
 class GraphTask(Task):
@@ -38,6 +51,8 @@ class GraphTask(Task):
             return [f"{variant!r} is dense attention over (B, H, L, D) sequences; node classification "
                     f"attends over each node's graph neighbours (an edge list), which only the graph "
                     f"variants ({', '.join(self.graph_variants())}) take"]
+        if config is not None:
+            _variant_kwargs(config, variant)  # bad constructor arguments: an error before any training
         return []
 
     @staticmethod
@@ -49,10 +64,14 @@ class GraphTask(Task):
         reasons = self.variant_reasons(variant)
         if reasons:
             raise ValueError("; ".join(reasons))
-        model = _section(config, "model", MODEL_KEYS)
+        model = _section(config, "model", MODEL_KEYS, MODEL_OPTIONAL)
+        kwargs = _variant_kwargs(config, variant)
+        heads = (config["model"].get("variant_heads") or {}).get(variant)
+        if heads is not None:
+            model["heads"] = heads
         optim = _section(config, "optim", OPTIM_KEYS, RUNNER_OPTIM_KEYS)
         graph = load_graph(config["data"], data)
         module = NodeClassifier(variant=variant, in_dim=graph.x.shape[1], num_classes=graph.num_classes,
-                                **model, **optim)
+                                variant_kwargs=kwargs, **model, **optim)
         return GraphDataModule(graph), module
 

@@ -307,3 +307,31 @@ def test_train_and_test_end_to_end(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert record["samples_per_s"] > 0 and record["params"] > 0
     unsupported = train_and_test("graph", "sdpa", overrides=TINY_OVERRIDES, progress=False)
     assert unsupported["status"] == "unsupported" and "dense attention" in unsupported["reason"]
+
+
+def test_quick_preset_keeps_every_attention_variant_within_the_parameter_budget() -> None:
+    from tasks.graph import TASK as GRAPH
+
+    config = GRAPH.config("quick")
+    counts = {}
+    for variant in GRAPH.graph_variants():
+        _, module = GRAPH.build(config, variant, None, 0)
+        counts[variant] = sum(p.numel() for p in module.parameters())
+    median = sorted(counts.values())[len(counts) // 2]
+    assert all(abs(n / median - 1) <= 0.10 for n in counts.values()), counts
+    _, wide = GRAPH.build({**config, "model": {**config["model"], "variant_heads": {}, "variant_kwargs": {}}},
+                          "dot", None, 0)
+    assert sum(p.numel() for p in wide.parameters()) > 2 * counts["dot"]  # what the settings take away
+
+
+def test_graph_variant_kwargs_reach_the_layer_and_bad_ones_name_the_variant() -> None:
+    from tasks.graph import TASK as GRAPH
+
+    config = GRAPH.config("quick")
+    _, module = GRAPH.build(config, "gatv2", None, 0)
+    assert module.layers[0].share_weights and module.layers[1].share_weights
+    bad = {**config, "model": {**config["model"], "variant_kwargs": {"gat": {"colour": 1}}}}
+    with pytest.raises(ValueError, match=r"model.variant_kwargs for 'gat' \({'colour': 1}\).*colour"):
+        GRAPH.build(bad, "gat", None, 0)
+    with pytest.raises(ValueError, match="model.variant_kwargs for 'gat'"):
+        GRAPH.variant_reasons("gat", bad)  # what a suite checks before training

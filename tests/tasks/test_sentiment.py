@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import re
@@ -329,3 +330,16 @@ def test_no_attention_examples_without_pooling_weights() -> None:
     for variant in ("none", "sdpa"):
         data, module = TASK.build(cfg, variant, None, 0)
         assert TASK.attention_examples(module, data) is None
+
+
+def test_quick_preset_keeps_attention_variants_within_the_parameter_budget() -> None:
+    config = TASK.config("quick")
+    counts = {}
+    for variant, reasons in TASK.applicable_variants(config).items():
+        if variant not in TASK.baselines and not reasons:
+            _, module = TASK.build(copy.deepcopy(config), variant, None, 0)
+            counts[variant] = sum(p.numel() for p in module.parameters())
+    median = sorted(counts.values())[len(counts) // 2]
+    outside = {v for v, n in counts.items() if abs(n / median - 1) > 0.10}
+    # luong's general score: W_a, which a learned pooling query absorbs (the preset says why)
+    assert outside == {"luong"}, counts
