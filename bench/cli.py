@@ -169,6 +169,18 @@ def _cmd_micro(args: argparse.Namespace) -> int:
     return 0
 
 
+def _entry_data(pairs: list[str]) -> dict[str, str]:
+    """``--data ENTRY=PATH`` pairs; ValueError names a bad pair."""
+    data = {}
+    for pair in pairs:
+        entry, sep, path = pair.partition("=")
+        if not sep or not entry.strip() or not path.strip():
+            raise ValueError(f"--data expects ENTRY=PATH (e.g. cora=~/planetoid), got {pair!r}")
+        path = path.strip()
+        data[entry.strip()] = path if path.startswith("package:") else str(Path(path).expanduser())
+    return data
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -178,7 +190,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if _refuse("run", _path_problem("--out", args.out, "folder")):
         return 2
     try:
-        suite = load_suite(args.suite)
+        suite = load_suite(args.suite, _entry_data(args.data))
     except ValueError as err:
         _error("run", err)
         return 2
@@ -358,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
                   "suite's threads, else torch's choice)")
     run.add_argument("--jobs", type=_positive_int,
                      help="runs at once, each in a worker process (default: the suite's)")
+    run.add_argument("--data", action="append", default=[], metavar="ENTRY=PATH",
+                     help="data for a suite entry, e.g. --data cora=~/planetoid (a path or package:<module>)")
     run.set_defaults(func=_cmd_run)
     sweep = sub.add_parser("sweep", help="an Optuna study over a task's variants and hyperparameters")
     sweep.add_argument("sweep", help="sweep YAML file (see configs/sweeps/)")

@@ -12,6 +12,17 @@ A suite is a YAML file (``configs/suites/<name>.yaml``):
         data: null                # real data path for this task (default: embedded data)
         overrides: {trainer.max_epochs: 50}          # applied to every run of the task
         variant_overrides: {gat: {optim.lr: 0.005}}   # per variant (what sweeps export)
+      cora:                       # an entry named for its dataset, running the task given
+        task: graph
+        overrides: {data.name: cora}
+        data_hint: a folder with Planetoid's ind.cora.* files   # the entry needs real data
+
+An entry's name keys its runs (``<entry>__<variant>__s<seed>``) and labels its report section, so
+one task can run on several datasets. ``data`` is a path or ``package:<module>`` (the ``data/``
+folder of an installed Python package, e.g. ``package:easy_vqa``); ``attnbench run --data
+ENTRY=PATH`` sets it from the command line. An entry with a ``data_hint`` and no data, a path that
+does not exist or a package that is not installed is not trained: each of its runs is recorded
+``unsupported`` with what to give or install.
 
 Every run's record is written atomically to ``<out>/records/<task>__<variant>__s<seed>.json``
 when it finishes; a record on disk means the run is done, so re-running a suite skips it, unless
@@ -62,7 +73,7 @@ from .protocol import resolve_lr
 from .train import differences, quiet_lightning, train_and_test
 
 SUITE_KEYS = {"preset", "seeds", "tasks", "threads", "jobs"}
-TASK_KEYS = {"variants", "data", "overrides", "variant_overrides"}
+TASK_KEYS = {"task", "variants", "data", "data_hint", "overrides", "variant_overrides"}
 
 
 @dataclass(frozen=True)
@@ -72,10 +83,16 @@ class Run:
     seed: int
     data: str | None = None
     overrides: dict = field(default_factory=dict)
+    entry: str = ""  # the suite entry (default: the task's name)
+    data_hint: str | None = None  # what data the entry needs (None: embedded data will do)
+
+    @property
+    def name(self) -> str:
+        return self.entry or self.task
 
     @property
     def key(self) -> str:
-        return f"{self.task}__{self.variant}__s{self.seed}"
+        return f"{self.name}__{self.variant}__s{self.seed}"
 
 
 @dataclass(frozen=True)
@@ -87,8 +104,9 @@ class Suite:
     jobs: int = 1
 
 
-def load_suite(name_or_path: str) -> Suite:
-    """Parse and check a suite; every task, variant and override key is validated up front."""
+def load_suite(name_or_path: str, data: dict[str, str] | None = None) -> Suite:
+    """Parse and check a suite; every task, variant and override key is validated up front.
+    ``data`` maps entry names to data paths (``attnbench run --data ENTRY=PATH``)."""
     path = Path(name_or_path)
     if not path.suffix:
         path = configs.path("suites", f"{name_or_path}.yaml")
@@ -104,8 +122,15 @@ def load_suite(name_or_path: str) -> Suite:
     tasks = spec.get("tasks") or {}
     if not tasks:
         raise ValueError(f"{path}: the suite names no tasks")
-    runs = [run for task, entry in tasks.items()
-            for run in _task_runs(path, task, entry or {}, preset, seeds)]
+    data = dict(data or {})
+    unknown = sorted(set(data) - set(tasks))
+    if unknown:
+        raise ValueError(f"--data for {', '.join(unknown)}: the suite has no such entry; its entries: "
+                         f"{', '.join(tasks)}")
+    for name, given in data.items():
+        tasks[name] = {**(tasks[name] or {}), "data": given}
+    runs = [run for name, entry in tasks.items()
+            for run in _task_runs(path, name, entry or {}, preset, seeds)]
     threads = spec.get("threads")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"{path}: threads must be a positive integer, got {threads!r}")
@@ -123,11 +148,12 @@ def _keys(spec: object, valid: set[str], where: str) -> None:
         raise ValueError(f"{where}: unknown keys {sorted(unknown)}; valid: {sorted(valid)}")
 
 
-def _task_runs(path: Path, task_name: str, entry: dict, preset: str, seeds: list[int]) -> list[Run]:
-    where = f"{path}: task {task_name!r}"
+def _task_runs(path: Path, name: str, entry: dict, preset: str, seeds: list[int]) -> list[Run]:
+    _keys(entry, TASK_KEYS, f"{path}: entry {name!r}")
+    task_name = str(entry.get("task", name))
+    where = f"{path}: task {task_name!r}" + (f" (entry {name!r})" if task_name != name else "")
     if task_name not in TASK_MODULES:
         raise ValueError(f"{where}: unknown task; valid tasks: {', '.join(sorted(TASK_MODULES))}")
-    _keys(entry, TASK_KEYS, where)
     task = get_task(task_name)
     known = task.applicable_variants()
     variants = entry.get("variants", "all")
@@ -148,7 +174,9 @@ def _task_runs(path: Path, task_name: str, entry: dict, preset: str, seeds: list
             task.variant_reasons(variant, apply_overrides(config, overrides))
         except ValueError as err:
             raise ValueError(f"{where}, variant {variant!r}: {err}") from err
-        runs += [Run(task_name, variant, seed, entry.get("data"), overrides) for seed in seeds]
+        runs += [Run(task_name, variant, seed, entry.get("data"), overrides,
+                     entry=name if name != task_name else "", data_hint=entry.get("data_hint"))
+                 for seed in seeds]
     return runs
 
 
@@ -236,7 +264,7 @@ def _record_path(out: Path, run: Run) -> Path:
 
 
 def _describe(running: list[Run]) -> str:
-    return ", ".join(f"{run.task} / {run.variant} / seed {run.seed}" for run in running)
+    return ", ".join(f"{run.name} / {run.variant} / seed {run.seed}" for run in running)
 
 
 def execute_run(suite: Suite, run: Run, out: Path, concurrent_runs: int) -> None:
@@ -248,7 +276,8 @@ def execute_run(suite: Suite, run: Run, out: Path, concurrent_runs: int) -> None
         record = train_and_test(run.task, run.variant, data=run.data, seed=run.seed, config=suite.preset,
                                 overrides=run.overrides, run_dir=out / "runs" / run.key, progress=False,
                                 run_id=f"{suite.name}/{run.key}", threads=suite.threads,
-                                concurrent_runs=concurrent_runs)
+                                concurrent_runs=concurrent_runs, dataset=run.entry or None,
+                                data_hint=run.data_hint and f"give --data {run.name}=PATH ({run.data_hint})")
         record["suite"] = suite.name
         record["wall_time_s"] = time.perf_counter() - started
         write_json_atomic(_record_path(out, run), record)

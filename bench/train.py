@@ -13,6 +13,7 @@ where the mark cannot be reset (not Linux) it is the process's lifetime peak
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import resource
@@ -117,13 +118,17 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
                    config: str = "quick", overrides: dict | None = None, out: str | None = None,
                    run_dir: str | Path | None = None, progress: bool = True,
                    run_id: str | None = None, callbacks: list[Callback] | None = None,
-                   threads: int | None = None, concurrent_runs: int = 1) -> dict:
+                   threads: int | None = None, concurrent_runs: int = 1, dataset: str | None = None,
+                   data_hint: str | None = None) -> dict:
     """Run one (task, variant, seed); the returned record follows ``reports.records.TRAIN_FIELDS``.
 
     A ``run_dir`` that holds ``checkpoints/last.ckpt`` from an interrupted run resumes from it.
     ``threads`` sets torch's intra-op threads (small models on few cores often run fastest on one);
     the record's ``env_threads`` says what was used. ``concurrent_runs`` is recorded as given: how
     many runs shared the machine (the suite's ``jobs``), which bears on the speed figures.
+    ``data`` is a path or ``package:<module>`` (see ``locate_data``); data that cannot be found, or
+    none where ``data_hint`` says some is needed, is an ``unsupported`` record saying what to give.
+    ``dataset`` labels the record (a suite entry's name: one task on several datasets).
     """
     if threads is not None:
         if threads < 1:
@@ -134,14 +139,15 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
     cfg, protocol = resolve_lr(apply_overrides(task.config(config), overrides), variant, overrides)
     run_id = run_id or new_run_id(f"{task_name}-{variant}-s{seed}")
     record = {"run_id": run_id, "task": task_name, "variant": variant, "seed": seed, "config": cfg,
-              "data": data or "embedded", "concurrent_runs": concurrent_runs}
-    reasons = task.variant_reasons(variant, cfg)  # refusals may depend on the run's config
+              "data": data or "embedded", "dataset": dataset, "concurrent_runs": concurrent_runs}
+    path, missing = locate_data(data, data_hint)
+    reasons = [missing] if missing else task.variant_reasons(variant, cfg)  # may depend on the config
     if reasons:
         record.update(status="unsupported", reason="; ".join(reasons), **environment())
         return _finish(record, out)
     L.seed_everything(seed, workers=True, verbose=False)
     reset = _reset_cpu_peak()
-    datamodule, module = task.build(cfg, variant, data, seed)
+    datamodule, module = task.build(cfg, variant, path, seed)
     if hasattr(module, "use_schedule"):
         module.use_schedule(protocol["schedule"])
     elif protocol["schedule"] != "constant":  # never record a schedule the module did not apply
@@ -191,6 +197,35 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
         **environment(str(module.device)),
     )
     return _finish(record, out)
+
+
+# How to install the Python packages that ship datasets (``data: package:<module>``).
+DATA_PACKAGES = {"easy_vqa": "pip install -e '.[easy-vqa]' (the easy-vqa package: 5,000 images, "
+                             "48,000 questions)"}
+
+
+def locate_data(data: str | None, hint: str | None = None) -> tuple[str | None, str | None]:
+    """(the path to hand the task, None) or (None, why there is none). ``data`` is None (embedded
+    data, unless ``hint`` says what real data is needed), a path, or ``package:<module>``: the
+    ``data/`` folder of an installed package."""
+    if data is None:
+        return None, f"no data given: {hint}" if hint else None
+    if data.startswith("package:"):
+        module = data.removeprefix("package:")
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.origin:
+            return None, (f"data {data}: the {module} package is not installed; install it with "
+                          f"{DATA_PACKAGES.get(module, f'pip install {module}')}")
+        folder = Path(spec.origin).parent / "data"
+        if not folder.is_dir():
+            return None, f"data {data}: the {module} package has no data/ folder ({folder})"
+        return str(folder), None
+    if not Path(data).exists():
+        return None, f"data path {data} does not exist" + (f" ({hint})" if hint else "")
+    return data, None
 
 
 RUN_SPEC = "run_spec.json"

@@ -61,6 +61,7 @@ TRAIN_FIELDS = (
     "run_id", "task", "variant", "seed", "data", "config", "status", "reason", "metrics", "params",
     "train_time_s", "samples_per_s", "peak_mem_bytes", "mem_method", "epochs", "best_checkpoint",
     "monitor", "best_val", "attention_file", "concurrent_runs", "resumed_from_epoch", "discarded_checkpoint",
+    "dataset",  # a suite entry's name when it is not the task's (one task on several datasets)
     # the protocol (bench/protocol.py): learning rate and its source, steps, convergence, whether an
     # approximate variant computed exactly the reference, and the test metric item by item
     "protocol", "val_history", "convergence", "equals_reference", "reference_check", "test_items",

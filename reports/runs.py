@@ -50,7 +50,8 @@ def runs_frame(runs: list[dict]) -> tuple[pd.DataFrame, int]:
     for record in runs:
         row = {key: record.get(key) for key in RUN_COLUMNS if key != "cfg"}
         row["cfg"] = config_tag(record.get("config"))
-        row["data"] = str(record.get("data") or "embedded")
+        # a suite entry's dataset label (one task on several datasets), else the data it read
+        row["data"] = str(record.get("dataset") or record.get("data") or "embedded")
         row.update({f"metric:{k}": float(v) for k, v in (record.get("metrics") or {}).items()})
         protocol = record.get("protocol") or {}
         row.update(lr=protocol.get("lr"), lr_source=protocol.get("lr_source"),

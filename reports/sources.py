@@ -28,9 +28,9 @@ from .records import MICRO_COLUMNS, SCHEMA_VERSION, TRAIN_FIELDS, RecordError, r
 
 REQUIRED = ("task", "variant", "seed", "status")
 # Fields added to schema 1 after its first records: absent means "none recorded".
-OPTIONAL = ("attention_file", "concurrent_runs", "resumed_from_epoch", "discarded_checkpoint", "protocol",
-            "val_history", "convergence", "equals_reference", "reference_check", "test_items", "diagnosis",
-            "learning_baseline")
+OPTIONAL = ("attention_file", "concurrent_runs", "resumed_from_epoch", "discarded_checkpoint", "dataset",
+            "protocol", "val_history", "convergence", "equals_reference", "reference_check", "test_items",
+            "diagnosis", "learning_baseline")
 BASELINE_KEY = "attnbench_baseline"
 
 

@@ -48,6 +48,8 @@ def places(tmp_path):
     (["run", "--out", "{file}"], "--out {file}: is a file; expected a folder"),
     (["run", "--jobs", "0"], "argument --jobs: expected a positive integer, got '0'"),
     (["run", "no-such-suite"], "suite 'no-such-suite' not found"),
+    (["run", "real", "--data", "cora"], "--data expects ENTRY=PATH (e.g. cora=~/planetoid), got 'cora'"),
+    (["run", "real", "--data", "corra=/x"], "--data for corra: the suite has no such entry; its entries"),
     (["sweep", "no-such-sweep.yaml"], "sweep file not found"),
     (["sweep", SWEEP, "--workers", "0"], "argument --workers: expected a positive integer"),
     (["sweep", SWEEP, "--out", "{file}"], "--out {file}: is a file"),

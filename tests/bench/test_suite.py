@@ -135,3 +135,40 @@ def test_jobs_must_be_positive(toy, tmp_path) -> None:
         load_suite(str(path))
     with pytest.raises(ValueError, match="jobs must be a positive integer, got 0"):
         run_suite(load_suite(str(_suite(tmp_path, toy, variants=["none"]))), tmp_path / "o", jobs=0)
+
+
+def test_entries_name_their_task_and_runs_without_their_data_are_unsupported_records(toy, tmp_path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"preset": str(toy), "seeds": [0], "tasks": {
+        "toy-a": {"task": "toy", "variants": ["reference"], "data_hint": "a folder of toy files"},
+        "toy-b": {"task": "toy", "variants": ["reference"], "data": "package:attnbench_no_such_package"},
+        "toy-c": {"task": "toy", "variants": ["reference"], "data": str(tmp_path / "missing")},
+        "toy": {"variants": ["none"]},
+    }}))
+    given = tmp_path / "toyfiles"
+    given.mkdir()
+    suite = load_suite(str(path), {"toy-c": str(given)})  # --data toy-c=PATH replaces the suite's path
+    assert sorted(run.key for run in suite.runs) == ["toy-a__reference__s0", "toy-b__reference__s0",
+                                                     "toy-c__reference__s0", "toy__none__s0"]
+    out = tmp_path / "out"
+    records = {r["run_id"].split("/")[1]: r for r in run_suite(suite, out, progress=False, report=False)}
+    assert records["toy-a__reference__s0"]["status"] == "unsupported"
+    assert records["toy-a__reference__s0"]["reason"] == ("no data given: give --data toy-a=PATH "
+                                                         "(a folder of toy files)")
+    assert "attnbench_no_such_package package is not installed" in records["toy-b__reference__s0"]["reason"]
+    assert records["toy-c__reference__s0"]["status"] == "ok" and records["toy__none__s0"]["status"] == "ok"
+    assert records["toy-c__reference__s0"]["dataset"] == "toy-c"
+    assert records["toy__none__s0"]["dataset"] is None
+    assert (out / "records" / "toy-c__reference__s0.json").is_file()
+    with pytest.raises(ValueError, match="--data for nope: the suite has no such entry; its entries: toy, "):
+        load_suite(str(path), {"nope": "x"})
+
+
+def test_the_real_suite_names_every_dataset_and_what_it_needs() -> None:
+    suite = load_suite("real")
+    by_entry = {run.entry: run for run in suite.runs}
+    assert set(by_entry) == {"cora", "citeseer", "pubmed", "uci-sentences", "easy-vqa"}
+    assert {by_entry[e].task for e in ("cora", "citeseer", "pubmed")} == {"graph"}
+    assert all(by_entry[e].data_hint for e in ("cora", "citeseer", "pubmed", "uci-sentences"))
+    assert by_entry["easy-vqa"].data == "package:easy_vqa"
+    assert by_entry["pubmed"].overrides["model.out_heads"] == 8

@@ -306,3 +306,17 @@ def test_training_batches_hold_tensors_only_and_evaluation_batches_the_answers()
     assert all(isinstance(v, torch.Tensor) for v in train.values())  # nothing for Lightning to walk
     val = next(iter(data.val_dataloader()))
     assert len(val["answers"]) == len(val["types"]) == len(val["target"])
+
+
+def test_the_easy_vqa_package_is_found_and_read() -> None:
+    pytest.importorskip("easy_vqa", reason="no easy-vqa extra here (pip install -e '.[easy-vqa]')")
+    from bench.train import locate_data
+    from tasks.vqa import TASK as VQA
+    from tasks.vqa.real import load_real
+
+    path, missing = locate_data("package:easy_vqa")
+    assert missing is None and path.endswith("easy_vqa/data")
+    sets = load_real(path, VQA.config("quick")["data"], 0)
+    assert {k: (len(v.questions), v.images.shape[0]) for k, v in sets.items()} == {
+        "train": (34696, 3600), "val": (3879, 400), "test": (9673, 1000)}  # val: 10% of the training images
+    assert tuple(sets["test"].images.shape[1:]) == (3, 64, 64) and sets["test"].answers[0] == ["triangle"]
