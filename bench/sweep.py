@@ -41,6 +41,7 @@ error that says so; the trials already finished stay in the storage and a rerun 
 from __future__ import annotations
 
 import itertools
+import json
 import multiprocessing
 import os
 import socket
@@ -501,6 +502,20 @@ class _PlainDumper(yaml.SafeDumper):
         return True
 
 
+def _trial_commits(out: Path) -> str | None:
+    """The commits the finished trials' records name (the code their workers imported), in order of
+    first use; None when no trial record names one."""
+    commits: dict[str, None] = {}
+    for path in sorted((out / "trials").glob("*.json"), key=lambda p: p.stat().st_mtime):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("status") == "ok" and record.get("env_git_commit"):
+            commits[str(record["env_git_commit"])[:12]] = None
+    return ", ".join(commits) or None
+
+
 def export_per_variant(study: optuna.Study, sweep: Sweep, out: Path) -> str:
     """Each variant's best completed trial: a suite giving every variant its own best settings, the
     learning rates as a preset's ``optim.variant_lr`` with their provenance, and the table of values."""
@@ -516,8 +531,9 @@ def export_per_variant(study: optuna.Study, sweep: Sweep, out: Path) -> str:
     settings = {v: {**sweep.overrides, **{k: x for k, x in t.params.items() if k != "variant"}}
                 for v, t in sorted(best.items())}
     env = environment()
+    commit = _trial_commits(out) or env["env_git_commit"][:12]
     provenance = {"study": sweep.study, "trials": len(complete), "metric": get_task(sweep.task).monitor,
-                  "date": env["env_timestamp"][:10], "commit": env["env_git_commit"][:12],
+                  "date": env["env_timestamp"][:10], "commit": commit,
                   "command": f"attnbench sweep {sweep.source or '<sweep file>'}"}
     document = {
         "suite": {"preset": sweep.preset, "seeds": list(sweep.export_seeds),

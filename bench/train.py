@@ -31,7 +31,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 import attention
-from reports.records import environment, new_run_id, write_json_atomic
+from reports.records import _git_commit, environment, new_run_id, write_json_atomic
 from tasks import get_task
 from tasks._base import apply_overrides
 
@@ -43,6 +43,8 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)",
 # log_every_n_steps, yet it counts steps across epochs and logs every 10th all the same.
 warnings.filterwarnings("ignore", message=r".*smaller than the logging interval", category=Warning)
 
+
+_git_commit()  # the commit of the code as imported, which every record of this process names
 
 # Training-step values reach the CSV log every this many steps (``trainer.log_every_n_steps`` in
 # a config overrides it); validation metrics are logged every validation.

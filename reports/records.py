@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import functools
 import json
 import os
 import platform
@@ -74,7 +75,11 @@ class RecordError(ValueError):
     """A record file that cannot be read or appended to as the schema says."""
 
 
+@functools.lru_cache(maxsize=1)
 def _git_commit() -> str:
+    """The commit (``+dirty`` with uncommitted changes to tracked files) of the code this process runs:
+    read once per process, the first time it is asked (the runner asks when it is imported), so a
+    long suite or sweep whose tree is committed to meanwhile still records the code it imported."""
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,

@@ -155,3 +155,26 @@ def test_a_worker_that_dies_is_an_error(monkeypatch, tmp_path) -> None:
     sweep = load_sweep(tmp_path / "sweep.yaml")
     with pytest.raises(SweepError, match="worker 0 exited with code 3; worker 1 exited with code 3"):
         run_sweep(sweep, tmp_path / "out", workers=2)
+
+
+def test_provenance_names_the_commits_the_trials_ran(tmp_path) -> None:
+    import json
+    import os
+
+    from bench.sweep import _trial_commits
+
+    assert _trial_commits(tmp_path) is None
+    (tmp_path / "trials").mkdir()
+    for i, (commit, status) in enumerate([("a" * 40, "ok"), ("b" * 40, "failed"), ("c" * 40, "ok"),
+                                          ("a" * 40, "ok")]):
+        path = tmp_path / "trials" / f"{i}.json"
+        path.write_text(json.dumps({"env_git_commit": commit, "status": status}))
+        os.utime(path, (i, i))
+    assert _trial_commits(tmp_path) == f"{'a' * 12}, {'c' * 12}"  # finished trials, in order of first use
+
+
+def test_a_process_records_the_commit_of_the_code_it_imported() -> None:
+    from reports.records import _git_commit, environment
+
+    assert _git_commit.cache_info().currsize == 1  # read when bench.train was imported
+    assert environment()["env_git_commit"] == _git_commit()
