@@ -10,6 +10,7 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
+import yaml
 
 import configs
 from bench.micro.grid import load_grid
@@ -67,3 +68,13 @@ def test_every_preset_builds_and_trains_one_step(task_name, preset, tmp_path, mo
     trainer.fit(module, datamodule=datamodule)  # one training step and one validation step
     assert trainer.global_step == 1
     assert any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
+
+
+def test_the_robustness_seeds_run_the_quick_suite_itself() -> None:
+    quick, seeds = (yaml.safe_load(configs.path("suites", f"{name}.yaml").read_text())
+                    for name in ("quick", "quick-seeds"))
+    def rest(suite: dict) -> dict:
+        return {k: v for k, v in suite.items() if k != "seeds"}
+
+    assert rest(seeds) == rest(quick)
+    assert set(seeds["seeds"]).isdisjoint(quick["seeds"])
