@@ -11,6 +11,7 @@ import torch
 
 import attention
 from bench.train import train_and_test
+from tasks._base import RUNNER_OPTIM_KEYS
 from tasks._text import BOS_ID, EOS_ID, UNK_ID, pad
 from tasks.decoding import beam_search, greedy
 from tasks.translation import TASK
@@ -398,8 +399,9 @@ def test_transformer_refuses_to_drop_its_projections() -> None:
 
 def test_presets_share_their_keys() -> None:
     quick, full = TASK.config("quick"), TASK.config("full")
+    own = set(RUNNER_OPTIM_KEYS)  # a sweep's per-variant rates belong to one preset only
     for section in ("data", "model", "optim"):
-        assert set(quick[section]) == set(full[section]), section
+        assert set(quick[section]) - own == set(full[section]) - own, section
     assert quick["model"]["family"] in ("rnn", "transformer")
 
 
