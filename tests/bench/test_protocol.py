@@ -22,17 +22,18 @@ class Pool(nn.Module):
         return self.attn(x[:, None], x[:, None], x[:, None]).output[:, 0]
 
 
-@pytest.mark.parametrize(("length", "equal"), [(9, True), (40, False)])
-def test_a_window_that_covers_every_key_is_measured_equal_to_the_reference(length, equal) -> None:
+@pytest.mark.parametrize(("length", "equal", "compared"), [(9, True, 2), (40, False, 1)])
+def test_a_window_that_covers_every_key_is_measured_equal_to_the_reference(length, equal, compared) -> None:
     model = Pool("local", mode="sliding", window=16).eval()
     check = ReferenceCheck(model)
     with check.watching(), torch.no_grad():
         model(torch.randn(2, length, 8, generator=torch.Generator().manual_seed(0)))
         model(torch.randn(3, length, 8, generator=torch.Generator().manual_seed(1)))
     result = check.result()
-    assert result["calls"] == 2 and result["equal"] is equal
+    # a mismatch settles it: later calls are not compared (they would double the test pass's cost)
+    assert result["calls"] == compared and result["equal"] is equal
     model(torch.randn(1, 5, 8))  # the hooks are gone once the check ends
-    assert check.result()["calls"] == 2
+    assert check.result()["calls"] == compared
 
 
 def test_exact_variants_are_not_checked() -> None:
