@@ -8,7 +8,9 @@
   ``optim.schedule``: ``constant`` or ``cosine`` (decay to 0 over the run), the same for all.
 - **Selection.** The best-validation checkpoint on the task's monitored metric is tested.
 - **Convergence** (``convergence``): a run whose validation metric still improved over its last
-  20% of validations (by more than 1% of the best before them) is "not converged".
+  20% of validations (by more than 1% of the best before them, and significantly on the
+  validation items by a paired bootstrap, p < 0.05) is "not converged". The significance half
+  keeps a gain of a few sentences out of 150 from reading as "still learning".
 - **Degenerate cases** (``ReferenceCheck``): during the test pass, every call of an approximate
   dense variant (``capabilities.exact`` False) is compared with ``reference`` on the same inputs.
   When all match, the variant computed exactly the reference at this task's lengths (a window or a
@@ -23,15 +25,17 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 import attention
-from reports.paired import items_digest, metric_of
+from reports.paired import KINDS, Items, items_digest, metric_of, paired_bootstrap
 
 WINDOW = 0.2  # the last share of validations that must not improve any more
 TOLERANCE = 0.01  # relative to the best value before that window
+ALPHA = 0.05  # a gain over TOLERANCE must also be significant on the validation items
 MIN_VALIDATIONS = 3
 ATOL, RTOL = 1e-5, 1e-4  # "computes the reference": float32 round-off of one attention call
 
@@ -57,33 +61,65 @@ def resolve_lr(config: dict, variant: str, overrides: dict) -> tuple[dict, dict]
                     "max_epochs": config["trainer"].get("max_epochs")}
 
 
-def convergence(history: Sequence[float], mode: str) -> dict:
-    """Whether a validation curve had flattened: ``{"converged": bool | None, "gain": ...}``.
+def convergence(history: Sequence[float], mode: str, items: Sequence[dict | None] | None = None) -> dict:
+    """Whether a validation curve had flattened: ``{"converged": bool | None, "gain", "p", ...}``.
 
     ``gain`` is how much the best of the last ``WINDOW`` of validations beat the best before them
-    (in the metric's better direction); converged means gain <= TOLERANCE * |best before|. None:
-    fewer than ``MIN_VALIDATIONS`` validations, too few to judge.
+    (in the metric's better direction). Converged: gain <= TOLERANCE * |best before|, or, where
+    ``items`` holds both validations' items (``TaskModule.val_items``, one entry per validation),
+    a gain that the paired bootstrap over the validation items does not call significant
+    (p >= ``ALPHA``): the later checkpoint is not better beyond the noise of a finite validation
+    set. None: fewer than ``MIN_VALIDATIONS`` validations, too few to judge. ``val_items`` says
+    whether the last validation's items reproduced its logged value (``match``), did not
+    (``mismatch``: not used) or were not kept (``absent``): the tolerance alone then decides.
     """
-    values = [float(v) for v in history if v is not None and math.isfinite(float(v))]
+    pairs = [(float(v), (items[i] if items is not None and i < len(items) else None))
+             for i, v in enumerate(history) if v is not None and math.isfinite(float(v))]
     rule = (f"not converged when the best of the last {WINDOW:.0%} of validations beats the best "
-            f"before them by more than {TOLERANCE:.0%}")
-    if len(values) < MIN_VALIDATIONS:
-        return {"converged": None, "gain": None, "validations": len(values), "rule": rule}
+            f"before them by more than {TOLERANCE:.0%} and, where the validation items were kept, "
+            f"significantly (paired bootstrap over the validation items, p < {ALPHA:g})")
+    kept = "absent" if not pairs or _items_of(*pairs[-1]) is None else (
+        "match" if _items_of(*pairs[-1]) else "mismatch")
+    base = {"validations": len(pairs), "val_items": kept, "rule": rule}
+    if len(pairs) < MIN_VALIDATIONS:
+        return {"converged": None, "gain": None, "p": None, **base}
     sign = 1.0 if mode == "max" else -1.0
-    window = max(1, math.ceil(WINDOW * len(values)))
-    before = max(sign * v for v in values[:-window])
-    gain = max(sign * v for v in values[-window:]) - before
-    converged = gain <= TOLERANCE * max(abs(before), 1e-12)
-    return {"converged": bool(converged), "gain": gain, "validations": len(values), "rule": rule}
+    window = max(1, math.ceil(WINDOW * len(pairs)))
+    before = max(pairs[:-window], key=lambda pair: sign * pair[0])
+    after = max(pairs[-window:], key=lambda pair: sign * pair[0])
+    gain = sign * (after[0] - before[0])
+    p = _paired_p(after, before)
+    converged = gain <= TOLERANCE * max(abs(before[0]), 1e-12) or (p is not None and p >= ALPHA)
+    return {"converged": bool(converged), "gain": gain, "p": p, **base}
+
+
+def _items_of(value: float, entry: dict | None) -> Items | None | bool:
+    """One validation's items; None when not kept, False when they do not give its logged value."""
+    if not entry or entry.get("kind") not in KINDS or not entry.get("values"):
+        return None
+    values = np.asarray(entry["values"], dtype=np.float64)
+    run = Items(entry["kind"], values, float(entry.get("scale", 1.0)), "")
+    return run if math.isclose(run.metric(), value, rel_tol=1e-4, abs_tol=1e-6) else False
+
+
+def _paired_p(after: tuple[float, dict | None], before: tuple[float, dict | None]) -> float | None:
+    """The paired bootstrap p-value of two validations' items; None unless both were kept, match
+    in kind and shape, and reproduce the logged metric values."""
+    runs = [_items_of(*after), _items_of(*before)]
+    if not all(runs) or runs[0].kind != runs[1].kind or runs[0].values.shape != runs[1].values.shape:
+        return None
+    return paired_bootstrap(runs[0], runs[1]).p_two_sided
 
 
 class ValidationHistory(Callback):
-    """The monitored validation metric after every validation (kept in checkpoints, so a resumed run
-    keeps the curve it had; read it before testing a checkpoint, which restores the state saved in it)."""
+    """The monitored validation metric after every validation, and the module's validation items
+    (``TaskModule.val_items``) where it keeps them. Kept in checkpoints, so a resumed run keeps the
+    curve it had; read it before testing a checkpoint, which restores the state saved in it."""
 
     def __init__(self, monitor: str) -> None:
         self.monitor = monitor
         self.values: list[float] = []
+        self.items: list[dict | None] = []
 
     def on_validation_end(self, trainer, pl_module) -> None:
         # After the module's own epoch-end hooks have logged (translation logs val/bleu there), so
@@ -93,12 +129,14 @@ class ValidationHistory(Callback):
         value = trainer.callback_metrics.get(self.monitor)
         if value is not None:
             self.values.append(float(value))
+            self.items.append(pl_module.val_items() if hasattr(pl_module, "val_items") else None)
 
     def state_dict(self) -> dict:
-        return {"values": list(self.values)}
+        return {"values": list(self.values), "items": list(self.items)}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.values = list(state_dict.get("values", []))
+        self.items = list(state_dict.get("items", [None] * len(self.values)))
 
 
 class ReferenceCheck:

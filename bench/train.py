@@ -167,7 +167,8 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed else None)
         best = trainer.checkpoint_callback.best_model_path
-        curve = list(history.values)  # testing restores callback states from the best checkpoint
+        # testing restores callback states from the best checkpoint
+        curve, curve_items = list(history.values), list(history.items)
         check = ReferenceCheck(module)
         with check.watching():
             tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
@@ -184,7 +185,7 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
     protocol.update(train_steps=trainer.global_step, selection=f"best {task.monitor} checkpoint")
     record.update(
         status="ok", reason="", metrics=metrics, protocol=protocol,
-        val_history=curve, convergence=convergence(curve, task.monitor_mode),
+        val_history=curve, convergence=convergence(curve, task.monitor_mode, curve_items),
         equals_reference=None if equivalence is None else equivalence["equal"], reference_check=equivalence,
         diagnosis=None if data else task.diagnoses.get(variant), learning_baseline=task.learning_baseline,
         test_items=items_entry(module.test_items() if hasattr(module, "test_items") else None, headline,

@@ -246,7 +246,7 @@ def protocol_text(stats: list[VariantStats], headline: str = "", baselines: tupl
                         else f"all within ±{BUDGET_SPREAD:.0%} of the median"))
     unconverged = [s.label for s in stats if s.not_converged]
     if unconverged:
-        parts.append("not converged (validation still improving over the last 20% of epochs): "
+        parts.append("not converged (validation still improving significantly over the last 20% of epochs): "
                      + ", ".join(unconverged))
     noise = run_noise(stats, headline) if headline else None
     if noise:
@@ -271,7 +271,8 @@ def task_blocks(frame: pd.DataFrame) -> list[Block]:
         "1,000 resamples; the difference with its 95% interval). `vs best` compares with the best "
         "variant the same way: not significant means within noise of the best. `lr` is the learning "
         "rate each variant trained with; `converged` no: its validation metric still improved over "
-        "the last 20% of epochs. Loss-like metrics are lower-is-better. Peak memory is the median over "
+        "the last 20% of epochs by more than 1%, and significantly on the validation items (paired "
+        "bootstrap, p < 0.05). Loss-like metrics are lower-is-better. Peak memory is the median over "
         "seeds with its method "
         "(`cpu_run_peak_rss`: the process's peak resident set during the run, its interpreter and imports "
         "included; `cpu_process_peak_rss`: the process's lifetime peak, from older records or non-Linux "

@@ -140,6 +140,7 @@ class TaskModule(L.LightningModule, ABC):
         self.save_hyperparameters(ignore=list(self.NOT_SAVED))  # the subclass's arguments too
         self._items: list[object] = []
         self._item_keys: list[object] = []
+        self._val_items: list[object] = []
 
     def samples_in(self, batch: dict) -> int:
         """How many samples ``batch`` holds (the runner's training throughput counts them)."""
@@ -159,6 +160,22 @@ class TaskModule(L.LightningModule, ABC):
 
     def on_test_epoch_start(self) -> None:
         self._items, self._item_keys = [], []
+
+    def add_val_items(self, values: list) -> None:
+        """During a validation pass: each validation item's contribution to the monitored metric, in
+        the form of ``add_test_items`` (the same items every validation, in the same order), so the
+        runner can ask whether a later checkpoint beat an earlier one beyond the noise of the
+        validation set (``bench.protocol.convergence``)."""
+        self._val_items += values
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_items = []
+
+    def val_items(self) -> dict | None:
+        """The last validation pass's items: ``{"kind", "scale", "values"}``; None if none were added."""
+        if not self._val_items:
+            return None
+        return {"kind": self.item_kind, "scale": self.item_scale, "values": list(self._val_items)}
 
     def test_items(self) -> dict | None:
         """The last test pass's items: ``{"kind", "scale", "values", "keys"}``; None if none were added."""

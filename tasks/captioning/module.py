@@ -100,12 +100,13 @@ class CaptionModule(TaskModule):
     def on_validation_epoch_end(self) -> None:
         outputs, self._outputs = self._outputs, []
         self._scores(outputs, "val")
+        self.add_val_items(_stats([o[0] for o in outputs], [o[1] for o in outputs]))
 
     def on_test_epoch_end(self) -> None:
         outputs, self._outputs = self._outputs, []
         self._scores(outputs, "test", orders=(1, 2, 3, 4))
-        stats = [bleu_sentence_stats(hyp.split(), [r.split() for r in refs]) for hyp, refs, _ in outputs]
-        self.add_test_items(stats, [list(refs) for _, refs, _ in outputs])
+        self.add_test_items(_stats([o[0] for o in outputs], [o[1] for o in outputs]),
+                            [list(refs) for _, refs, _ in outputs])
         novel = [o for o in outputs if o[2]]
         if novel:
             self._scores(novel, "test", "_novel")

@@ -88,8 +88,11 @@ class NodeClassifier(TaskModule):
         else:
             self.log(f"{stage}/loss", loss, batch_size=1, prog_bar=stage == "val")
             self.log(f"{stage}/acc", acc, batch_size=1, prog_bar=True)
-        if stage == "test":  # per test node: correct or not (test/acc is their mean)
+        if stage != "train":  # per node: correct or not (acc is their mean)
             correct = (logits.argmax(-1) == target).float().tolist()
+            if stage == "val":
+                self.add_val_items(correct)
+        if stage == "test":
             self.add_test_items(correct, [list(pair) for pair in zip(index.tolist(), target.tolist(),
                                                                     strict=True)])
         return loss

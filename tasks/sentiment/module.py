@@ -38,8 +38,10 @@ class SentimentModule(TaskModule):
         self.f1[stage](logits, batch["label"])
         self.log(f"{stage}/acc", self.acc[stage], batch_size=size, prog_bar=stage == "val")
         self.log(f"{stage}/f1", self.f1[stage], batch_size=size)
-        if stage == "test":  # per review: correct or not (test/acc is their mean)
-            correct = (logits.argmax(-1) == batch["label"]).float().tolist()
+        correct = (logits.argmax(-1) == batch["label"]).float().tolist()  # per review (acc: their mean)
+        if stage == "val":
+            self.add_val_items(correct)
+        if stage == "test":
             keys = [[label, [i for i in row if i]] for label, row in
                     zip(batch["label"].tolist(), batch["ids"].tolist(), strict=True)]
             self.add_test_items(correct, keys)

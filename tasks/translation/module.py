@@ -91,6 +91,7 @@ class TranslationModule(TaskModule):
         self._outputs = []
         if hyps:
             self.log("val/bleu", corpus_bleu(list(hyps), list(refs)))
+            self.add_val_items(sentence_stats(list(hyps), list(refs)))
 
     def on_test_epoch_end(self) -> None:
         hyps, refs, lens = (list(x) for x in zip(*self._outputs, strict=True))

@@ -57,6 +57,8 @@ class VQAModule(TaskModule):
         scores = [vqa_accuracy(pred, answers) for pred, answers in zip(preds, batch["answers"], strict=True)]
         for score, kind in zip(scores, batch["types"], strict=True):
             self._scores[kind].append(score)
+        if stage == "val":
+            self.add_val_items(scores)
         if stage == "test":
             keys = [[int(i), list(a), k] for i, a, k in zip(batch["image_index"].tolist(), batch["answers"],
                                                              batch["types"], strict=True)]

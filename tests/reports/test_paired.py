@@ -98,6 +98,38 @@ def test_convergence_rule() -> None:
     assert convergence([0.5, 0.6], "max")["converged"] is None
 
 
+def _val(correct: list[float]) -> dict:
+    return {"kind": "mean", "scale": 1.0, "values": correct}
+
+
+def test_a_gain_within_the_validation_noise_counts_as_converged() -> None:
+    # 200 validation items; the last validation gets 2 more right than the best before it: a 2.6%
+    # gain, over the 1% tolerance, but 2 items out of 200 is no evidence of still learning.
+    before = [1.0] * 150 + [0.0] * 50
+    after = [1.0] * 152 + [0.0] * 48
+    curve = [0.5, 0.7, 0.75, 0.75, 0.76]
+    items = [None, None, _val(before), _val(before), _val(after)]
+    judged = convergence(curve, "max", items)
+    assert judged["converged"] is True and judged["p"] > 0.05
+    assert convergence(curve, "max")["converged"] is False  # without the items: the tolerance alone
+
+
+def test_a_significant_late_gain_is_not_converged() -> None:
+    before = [1.0] * 120 + [0.0] * 80
+    after = [1.0] * 170 + [0.0] * 30  # 50 more items right, none lost
+    curve = [0.3, 0.5, 0.6, 0.6, 0.85]
+    judged = convergence(curve, "max", [None, None, _val(before), _val(before), _val(after)])
+    assert judged["converged"] is False and judged["p"] < 0.05
+
+
+def test_items_that_do_not_give_the_logged_value_are_not_trusted() -> None:
+    before = [1.0] * 150 + [0.0] * 50
+    after = [1.0] * 152 + [0.0] * 48
+    curve = [0.5, 0.7, 0.75, 0.75, 0.80]  # 0.80 is not the 0.76 the items give
+    judged = convergence(curve, "max", [None, None, _val(before), _val(before), _val(after)])
+    assert judged["p"] is None and judged["converged"] is False
+
+
 def _record(variant: str, correct: list[float], **extra) -> dict:
     keys = list(range(len(correct)))
     record = run_record("graph", variant, 0, sum(correct) / len(correct))

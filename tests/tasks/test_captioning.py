@@ -265,6 +265,7 @@ def test_end_to_end_run_produces_a_record(tmp_path):
     record = train_and_test("captioning", "reference", overrides=overrides, run_dir=str(tmp_path / "run"),
                             progress=False)
     assert record["status"] == "ok"
+    assert record["convergence"]["val_items"] == "match"  # the validation items give val's metric
     for key in ("test/bleu1", "test/bleu4", "test/cider_d", "test/bleu4_novel", "test/cider_d_seen"):
         assert key in record["metrics"]
     saved = json.loads(Path(record["attention_file"]).read_text())

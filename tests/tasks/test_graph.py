@@ -303,6 +303,7 @@ def test_train_and_test_end_to_end(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     record = train_and_test("graph", "gatv2", overrides=TINY_OVERRIDES, run_dir=str(tmp_path / "run"),
                             out=str(tmp_path / "record.json"), progress=False, seed=0)
     assert record["status"] == "ok" and set(TRAIN_FIELDS) <= set(record)
+    assert record["convergence"]["val_items"] == "match"  # the validation items give val's metric
     assert 0.0 <= record["metrics"]["test/acc"] <= 1.0 and "test/loss" in record["metrics"]
     assert record["samples_per_s"] > 0 and record["params"] > 0
     unsupported = train_and_test("graph", "sdpa", overrides=TINY_OVERRIDES, progress=False)

@@ -313,6 +313,7 @@ def test_train_and_test_end_to_end(tmp_path, data: str | None) -> None:
     record = train_and_test("sentiment", "additive", data=path, overrides=overrides,
                             run_dir=str(tmp_path / "r"), progress=False)
     assert record["status"] == "ok"
+    assert record["convergence"]["val_items"] == "match"  # the validation items give val's metric
     assert {"test/acc", "test/f1", "test/loss"} <= set(record["metrics"])
     assert 0.0 <= record["metrics"]["test/acc"] <= 1.0
     saved = json.loads(Path(record["attention_file"]).read_text())

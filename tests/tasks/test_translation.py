@@ -413,6 +413,7 @@ def test_train_and_test_end_to_end(tmp_path) -> None:
     record = train_and_test("translation", "additive", overrides=overrides, run_dir=str(tmp_path / "run"),
                             progress=False)
     assert record["status"] == "ok"
+    assert record["convergence"]["val_items"] == "match"  # the validation items give val's metric
     metrics = record["metrics"]
     assert {"test/bleu", "test/chrf", "test/loss"} <= set(metrics)
     assert any(k.startswith("test/bleu_len") for k in metrics)

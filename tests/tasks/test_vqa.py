@@ -257,6 +257,7 @@ def test_end_to_end_run_produces_a_record(tmp_path):
     record = train_and_test("vqa", "reference", overrides=tiny_overrides(), run_dir=str(tmp_path / "run"),
                             progress=False)
     assert record["status"] == "ok"
+    assert record["convergence"]["val_items"] == "match"  # the validation items give val's metric
     for key in ("test/acc", "test/acc_relational", "test/acc_non_relational", "test/acc_count"):
         assert 0.0 <= record["metrics"][key] <= 100.0
     saved = json.loads(Path(record["attention_file"]).read_text())
