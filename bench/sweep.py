@@ -510,6 +510,9 @@ def _trial_commits(out: Path) -> str | None:
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
+            # Records are written atomically, so this is a file removed while we listed the folder
+            # or one damaged by hand: it names no commit to trust, and its trial's own state lives in
+            # the study, which this function does not decide. The provenance just lacks its commit.
             continue
         if record.get("status") == "ok" and record.get("env_git_commit"):
             commits[str(record["env_git_commit"])[:12]] = None
