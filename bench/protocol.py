@@ -78,8 +78,8 @@ def convergence(history: Sequence[float], mode: str, items: Sequence[dict | None
     rule = (f"not converged when the best of the last {WINDOW:.0%} of validations beats the best "
             f"before them by more than {TOLERANCE:.0%} and, where the validation items were kept, "
             f"significantly (paired bootstrap over the validation items, p < {ALPHA:g})")
-    kept = "absent" if not pairs or _items_of(*pairs[-1]) is None else (
-        "match" if _items_of(*pairs[-1]) else "mismatch")
+    last = _items_of(*pairs[-1]) if pairs else None
+    kept = "absent" if last is None else "match" if last else "mismatch"
     base = {"validations": len(pairs), "val_items": kept, "rule": rule}
     if len(pairs) < MIN_VALIDATIONS:
         return {"converged": None, "gain": None, "p": None, **base}
@@ -97,9 +97,10 @@ def _items_of(value: float, entry: dict | None) -> Items | None | bool:
     """One validation's items; None when not kept, False when they do not give its logged value."""
     if not entry or entry.get("kind") not in KINDS or not entry.get("values"):
         return None
+    if not reproduces(entry, value):
+        return False
     values = np.asarray(entry["values"], dtype=np.float64)
-    run = Items(entry["kind"], values, float(entry.get("scale", 1.0)), "")
-    return run if math.isclose(run.metric(), value, rel_tol=1e-4, abs_tol=1e-6) else False
+    return Items(entry["kind"], values, float(entry.get("scale", 1.0)), "")
 
 
 def _paired_p(after: tuple[float, dict | None], before: tuple[float, dict | None]) -> float | None:
@@ -188,7 +189,13 @@ def items_entry(items: dict | None, metric: str, metrics: dict[str, float]) -> d
         return None
     entry = {"metric": metric, "kind": items["kind"], "scale": items["scale"],
              "digest": items_digest(items["keys"]), "n": len(items["values"]), "values": items["values"]}
-    recomputed = metric_of(entry)
-    entry["matches_metric"] = math.isclose(recomputed, metrics[metric], rel_tol=1e-5, abs_tol=1e-6)
-    entry["recomputed"] = recomputed
+    entry["matches_metric"] = reproduces(entry, metrics[metric])
+    entry["recomputed"] = metric_of(entry)
     return entry
+
+
+def reproduces(entry: dict, value: float) -> bool:
+    """Whether an items entry (``kind``, ``scale``, ``values``) gives the logged ``value``, to float32
+    round-off of the logged metric: only such items are paired (test items in the report, validation
+    items in ``convergence``)."""
+    return math.isclose(metric_of(entry), value, rel_tol=1e-5, abs_tol=1e-6)
