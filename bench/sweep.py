@@ -5,7 +5,9 @@
     data: null                     # real data path (default: embedded data)
     study: graph-attention         # study name (default: the file name)
     n_trials: 20                   # trials to complete (COMPLETE or PRUNED) across all workers
-    seed: 0                        # sampler seed (worker i uses seed + i)
+    seed: 0                        # sampler seed (worker i uses seed + i), and the training seed
+    train_seeds: [0, 1]            # train every trial once per seed; its value is their mean (default
+                                   # [seed]); several seeds need `pruner: none`
     variants: [gat, gatv2]         # one: fixed; several (or `all` applicable): a categorical "variant"
     overrides: {trainer.patience: 0}   # fixed config changes for every trial (exported with the best)
     sampler: {type: tpe}           # tpe (default) | random | grid (every combination of categorical
@@ -24,7 +26,9 @@ learning rate is searched, the ``optim.variant_lr`` / ``optim.lr_provenance`` en
 carries so that every variant trains with the rate chosen for it on validation (``bench.protocol``).
 
 The objective is the task's monitored validation metric at its best checkpoint (never the
-test split); pruning reports it every validation through optuna-integration's
+test split), averaged over ``train_seeds`` when a trial trains with several: on small validation
+sets one seed's luck can pick the rate (each seed's record is ``trials/<study>__trial<N>_s<seed>.json``
+and carries the trial's ``objective``). Pruning reports it every validation through optuna-integration's
 ``PyTorchLightningPruningCallback``. Pruner types: median, percentile, successive_halving
 (asynchronous successive halving) and hyperband, each taking its Optuna class's arguments.
 Storage: a journal file under the sweep directory by default
@@ -70,7 +74,7 @@ from tasks._base import apply_overrides
 from .train import quiet_lightning, train_and_test
 
 SWEEP_KEYS = {"task", "preset", "data", "study", "n_trials", "seed", "variants", "pruner", "sampler",
-              "params", "heartbeat", "overrides", "export_seeds"}
+              "params", "heartbeat", "overrides", "export_seeds", "train_seeds"}
 PRUNERS = {"median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
            "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
            "hyperband": optuna.pruners.HyperbandPruner}
@@ -103,6 +107,12 @@ class Sweep:
     overrides: dict = field(default_factory=dict)
     export_seeds: tuple[int, ...] = (0, 1, 2)
     source: str = ""  # the sweep file it was loaded from (for the exported provenance)
+    train_seeds: tuple[int, ...] = ()  # each trial trains once per seed (empty: the sampler's seed)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The training seeds of every trial: its value is the mean of their best validation metrics."""
+        return self.train_seeds or (self.seed,)
 
     def make_pruner(self) -> optuna.pruners.BasePruner:
         if self.pruner is None:
@@ -169,7 +179,15 @@ def load_sweep(path: str | Path) -> Sweep:
     seeds = spec.get("export_seeds", [0, 1, 2])
     if not isinstance(seeds, list) or not seeds or not all(type(x) is int for x in seeds):
         raise ValueError(f"{path}: export_seeds must be a non-empty list of integers, got {seeds!r}")
+    train_seeds = spec.get("train_seeds", [int(spec.get("seed", 0))])
+    if not isinstance(train_seeds, list) or not train_seeds or not all(type(x) is int for x in train_seeds) \
+            or len(set(train_seeds)) != len(train_seeds):
+        raise ValueError(f"{path}: train_seeds must be a non-empty list of distinct integers, "
+                         f"got {train_seeds!r}")
     pruner = _component(path, "pruner", spec.get("pruner", DEFAULT_PRUNER), PRUNERS, "median")
+    if pruner is not None and len(train_seeds) > 1:
+        raise ValueError(f"{path}: train_seeds {train_seeds} trains each trial several times, which a pruner "
+                         "cannot judge step by step; set `pruner: none`")
     sampler = _component(path, "sampler", spec.get("sampler", {"type": "tpe"}), SAMPLERS, "tpe")
     n_trials = spec.get("n_trials", _grid_size(params, variants) if sampler["type"] == "grid" else 20)
     if not isinstance(n_trials, int) or n_trials < 1:
@@ -180,7 +198,7 @@ def load_sweep(path: str | Path) -> Sweep:
     sweep = Sweep(task_name, preset, spec.get("data"), str(spec.get("study", path.stem)), n_trials,
                   int(spec.get("seed", 0)), list(variants), pruner, params,
                   (int(heartbeat["interval"]), int(heartbeat["grace"])), sampler, dict(fixed), tuple(seeds),
-                  str(path))
+                  str(path), tuple(train_seeds))
     for kind, make in (("pruner", sweep.make_pruner), ("sampler", sweep.make_sampler)):
         try:
             make()
@@ -301,14 +319,32 @@ def objective(trial: optuna.Trial, sweep: Sweep, out: Path, *, rdb: bool = False
     task = get_task(sweep.task)
     key = f"{sweep.study}__trial{trial.number}"
     callbacks = [PyTorchLightningPruningCallback(trial, monitor=task.monitor)] if sweep.pruner else []
-    record_path = out / "trials" / f"{key}.json"
     base = {"sweep": sweep.study, "trial": trial.number, "params": trial.params}
-    short = {**base, "task": sweep.task, "variant": variant, "seed": sweep.seed}
+    several = len(sweep.seeds) > 1
+    records = []
+    for seed in sweep.seeds:
+        name = f"{key}_s{seed}" if several else key  # one record and run folder per training seed
+        records.append((out / "trials" / f"{name}.json",
+                        _train_trial(trial, sweep, variant, overrides, seed, out / "runs" / name,
+                                     out / "trials" / f"{name}.json", base, callbacks, threads)))
+    value = sum(r["best_val"] for _, r in records) / len(records)
+    if several:
+        trial.set_user_attr("seed_values", {str(r["seed"]): r["best_val"] for _, r in records})
+    for path, record in records:  # every seed's record carries the trial's value
+        write_json_atomic(path, {**record, "objective": value, "train_seeds": list(sweep.seeds)})
+    return value
+
+
+def _train_trial(trial: optuna.Trial, sweep: Sweep, variant: str, overrides: dict, seed: int, run_dir: Path,
+                 record_path: Path, base: dict, callbacks: list, threads: int | None) -> dict:
+    """One training seed of a trial: its record (written), or the exception that ends the trial."""
+    short = {**base, "task": sweep.task, "variant": variant, "seed": seed}
     try:
         with quiet_lightning():
-            record = train_and_test(sweep.task, variant, data=sweep.data, seed=sweep.seed,
-                                    config=sweep.preset, overrides=overrides, run_dir=out / "runs" / key,
-                                    progress=False, run_id=f"{sweep.study}/trial{trial.number}",
+            record = train_and_test(sweep.task, variant, data=sweep.data, seed=seed,
+                                    config=sweep.preset, overrides=overrides, run_dir=run_dir,
+                                    progress=False, run_id=f"{sweep.study}/trial{trial.number}"
+                                    + (f"/s{seed}" if len(sweep.seeds) > 1 else ""),
                                     callbacks=callbacks, threads=threads)
     except optuna.TrialPruned as pruned:
         reason = f"{sweep.pruner['type']} pruner: {pruned}"
@@ -323,8 +359,9 @@ def objective(trial: optuna.Trial, sweep: Sweep, out: Path, *, rdb: bool = False
     if record["status"] != "ok" or record.get("best_val") is None:
         reason = f"{record['status']}: {record.get('reason') or 'no validation metric'}"
         trial.set_user_attr("failure", reason[:300])
-        raise RuntimeError(f"trial {trial.number}: {reason}")
-    return record["best_val"]
+        raise RuntimeError(f"trial {trial.number}" + (f" (seed {seed})" if len(sweep.seeds) > 1 else "")
+                           + f": {reason}")
+    return {**record, **base}
 
 
 def requeue_dead_trials(study: optuna.Study) -> int:
@@ -536,6 +573,7 @@ def export_per_variant(study: optuna.Study, sweep: Sweep, out: Path) -> str:
     env = environment()
     commit = _trial_commits(out) or env["env_git_commit"][:12]
     provenance = {"study": sweep.study, "trials": len(complete), "metric": get_task(sweep.task).monitor,
+                  **({"train_seeds": list(sweep.seeds)} if len(sweep.seeds) > 1 else {}),
                   "date": env["env_timestamp"][:10], "commit": commit,
                   "command": f"attnbench sweep {sweep.source or '<sweep file>'}"}
     document = {

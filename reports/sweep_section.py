@@ -35,18 +35,43 @@ def _maximize(records: list[dict]) -> bool:
     return metric_direction(monitor) == "max"
 
 
+def _objective(record: dict) -> float:
+    """A trial's value: the mean over its training seeds where it had several, else its run's best."""
+    return float(record.get("objective", record["best_val"]))
+
+
+def _one_per_trial(records: list[dict], seeds: int) -> dict:
+    """A trial's row from its seeds' records: the first that did not finish ok (its reason), else
+    the first (the trial's ``objective`` is on every one); a trial with seeds still to run is
+    ``incomplete``; its test metrics in the table are that first seed's."""
+    failed = [r for r in records if r["status"] != "ok"]
+    if failed:
+        return failed[0]
+    if len(records) < seeds or not all("objective" in r for r in records):
+        return {**records[0], "status": "incomplete", "reason": f"{len(records)} of {seeds} seeds finished"}
+    return records[0]
+
+
 def _study_blocks(study: str, records: list[dict], journals: list[Path]) -> list[Block]:
+    seeds = max((len(r.get("train_seeds") or [1]) for r in records), default=1)
+    if seeds > 1:  # one record per (trial, seed): show one row per trial
+        by_trial: dict[int, list[dict]] = {}
+        for r in records:
+            by_trial.setdefault(int(r["trial"]), []).append(r)
+        records = [_one_per_trial(mine, seeds) for _, mine in sorted(by_trial.items())]
     done = [r for r in records if r["status"] == "ok" and r.get("best_val") is not None]
     pruned = [r for r in records if r["status"] == "pruned"]
     other = [r for r in records if r not in done and r not in pruned]
     maximize = _maximize(records)
     monitor = next((r["monitor"] for r in records if r.get("monitor")), "the validation metric")
+    mean = f", the mean of {seeds} training seeds per trial" if seeds > 1 else ""
     blocks: list[Block] = [Heading(f"{study} ({records[0]['task']})", 3), Text(
         f"{len(records)} trials: {len(done)} complete, {len(pruned)} pruned, {len(other)} other "
         f"(failed: {', '.join(str(r['trial']) + ' ' + str(r.get('reason', '')) for r in other) or 'none'}). "
-        f"Objective: {monitor} at the best checkpoint ({'higher' if maximize else 'lower'} is better).")]
+        f"Objective: {monitor} at the best checkpoint{mean} "
+        f"({'higher' if maximize else 'lower'} is better).")]
     blocks.append(_best_table(done, records, maximize))
-    points = [(int(r["trial"]), float(r["best_val"]), str(r["variant"])) for r in done]
+    points = [(int(r["trial"]), _objective(r), str(r["variant"])) for r in done]
     png = plots.history(f"{study}: optimisation history", points, [int(r["trial"]) for r in pruned], maximize)
     caption = f"{study}: objective per trial and best so far"
     blocks.append(Figure(f"sweep-history-{_slug(study)}", png, caption))
@@ -61,10 +86,10 @@ def _best_table(done: list[dict], records: list[dict], maximize: bool) -> Table:
         if not mine:
             rows.append([variant, "", "no completed trial", f"{tried}", "", ""])
             continue
-        best = (max if maximize else min)(mine, key=lambda r: r["best_val"])
+        best = (max if maximize else min)(mine, key=_objective)
         params = {k: v for k, v in (best.get("params") or {}).items() if k != "variant"}
         test = ", ".join(f"{k.removeprefix('test/')}={v:.3f}" for k, v in sorted(best["metrics"].items()))
-        rows.append([variant, str(best["trial"]), f"{best['best_val']:.4f}", f"{tried}", test,
+        rows.append([variant, str(best["trial"]), f"{_objective(best):.4f}", f"{tried}", test,
                      json.dumps(params, sort_keys=True, default=str)])
     return Table(["variant", "best trial", "objective", "trials", "test metrics", "parameters"], rows,
                  caption="Best trial per variant")

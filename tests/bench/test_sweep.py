@@ -76,6 +76,26 @@ def test_a_learning_rate_grid_gives_every_variant_its_own_best_rate(toy, tmp_pat
         {(v, lr) for v, lr in document["preset_optim"]["variant_lr"].items()}
 
 
+def test_a_trial_with_several_training_seeds_is_worth_their_mean(toy, tmp_path) -> None:
+    sweep = load_sweep(_sweep_file(tmp_path, toy, n_trials=None, sampler={"type": "grid"}, pruner="none",
+                                   variants=["reference"], train_seeds=[3, 4],
+                                   params={"optim.lr": {"type": "categorical", "choices": [0.003, 0.1]}}))
+    out = tmp_path / "seeds"
+    best = run_sweep(sweep, out)
+    study = optuna.load_study(study_name=sweep.study, storage=make_storage(None, out))
+    records = [json.loads(p.read_text()) for p in sorted((out / "trials").iterdir())]
+    assert sorted(p.name for p in (out / "trials").iterdir()) == [
+        f"{sweep.study}__trial{n}_s{s}.json" for n in (0, 1) for s in (3, 4)]
+    for trial in study.trials:
+        mine = [r for r in records if r["trial"] == trial.number]
+        assert sorted(r["seed"] for r in mine) == [3, 4]
+        mean = sum(r["best_val"] for r in mine) / 2
+        assert trial.value == pytest.approx(mean) and all(r["objective"] == pytest.approx(mean) for r in mine)
+        assert trial.user_attrs["seed_values"] == {str(r["seed"]): r["best_val"] for r in mine}
+    document = yaml.safe_load(Path(best["per_variant"]).read_text())
+    assert document["provenance"]["train_seeds"] == [3, 4]
+
+
 def _write(path, data) -> str:
     path.write_text(yaml.safe_dump(data))
     return str(path)
@@ -106,6 +126,8 @@ def test_dead_workers_trials_are_requeued(toy, tmp_path) -> None:
     ({"sampler": {"type": "simplex"}}, "unknown sampler type .simplex.; valid: tpe, random, grid"),
     ({"sampler": {"type": "tpe", "n_startup": 2}}, "sampler .* is not valid"),
     ({"export_seeds": []}, "export_seeds must be a non-empty list of integers"),
+    ({"train_seeds": [0, 0]}, "train_seeds must be a non-empty list of distinct integers"),
+    ({"train_seeds": [0, 1]}, r"train_seeds \[0, 1\] trains each trial several times.*pruner: none"),
 ])
 def test_bad_sweeps_fail_before_any_trial(toy, tmp_path, extra, match) -> None:
     with pytest.raises(ValueError, match=match):

@@ -192,3 +192,19 @@ def test_report_json_inputs_given_one_by_one(inputs, tmp_path) -> None:
     out = write_report(files, tmp_path / "out")
     assert out.problems == []
     assert json.loads(files[0].read_text())["task"] in out.markdown.read_text()
+
+
+def test_a_sweep_with_several_training_seeds_shows_one_row_per_trial(tmp_path) -> None:
+    from reports.sweep_section import sweep_blocks
+
+    records = []
+    for trial, (variant, values) in enumerate([("gat", (0.6, 0.8)), ("dot", (0.75, 0.75)), ("gat", (0.5,))]):
+        for seed, value in enumerate(values):
+            base = {"sweep": "two", "trial": trial, "params": {"variant": variant}, "train_seeds": [0, 1]}
+            extra = {"objective": sum(values) / 2} if len(values) == 2 else {}
+            records.append({**run_record("graph", variant, seed, value), **base, **extra})
+    text = to_markdown(Document("t", sweep_blocks(records, [])))
+    assert "3 trials: 2 complete, 0 pruned, 1 other (failed: 2 1 of 2 seeds finished)" in text
+    assert "the mean of 2 training seeds per trial" in text
+    gat = next(line for line in text.splitlines() if line.startswith("| gat |"))
+    assert "| 0 | 0.7000 | 2 |" in gat  # trial 0's mean, not seed 1's 0.8; trial 2 counted, unfinished
