@@ -51,7 +51,8 @@ def _tokens(sentence: Sentence) -> list[str]:
 
 
 def ngram_counts(tokens: Sequence[str], n: int) -> Counter:
-    return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+    """Counts of the n-grams (token tuples) of ``tokens`` (zip stops at the last full n-gram)."""
+    return Counter(zip(*(tokens[i:] for i in range(n)), strict=False)) if n > 0 else Counter()
 
 
 def bleu_sentence_stats(hypothesis: Sequence[str], references: Sequence[Sequence[str]], *,

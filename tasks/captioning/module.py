@@ -88,29 +88,32 @@ class CaptionModule(TaskModule):
         hyps = [" ".join(t) for t in self.caption(batch["images"], method)]
         self._outputs += zip(hyps, batch["refs"], batch["novel"], strict=True)
 
-    def _scores(self, outputs: list, stage: str, suffix: str = "", orders: tuple[int, ...] = (4,)) -> None:
+    def _scores(self, outputs: list, rows: list[list[int]], stage: str, suffix: str = "",
+                orders: tuple[int, ...] = (4,)) -> None:
+        """BLEU-n and CIDEr-D of ``outputs``, whose per-caption BLEU statistics are ``rows``."""
         if not outputs:
             return
         hyps, refs = [o[0] for o in outputs], [o[1] for o in outputs]
-        corpus = corpus_stats(_stats(hyps, refs))
+        corpus = corpus_stats(rows)
         for n in orders:
             self.log(f"{stage}/bleu{n}{suffix}", bleu_n_from_stats(corpus, n))
         self.log(f"{stage}/cider_d{suffix}", cider_d(hyps, refs))
 
     def on_validation_epoch_end(self) -> None:
         outputs, self._outputs = self._outputs, []
-        self._scores(outputs, "val")
-        self.add_val_items(_stats([o[0] for o in outputs], [o[1] for o in outputs]))
+        rows = _stats([o[0] for o in outputs], [o[1] for o in outputs])  # once: the metric and its items
+        self._scores(outputs, rows, "val")
+        self.add_val_items(rows)
 
     def on_test_epoch_end(self) -> None:
         outputs, self._outputs = self._outputs, []
-        self._scores(outputs, "test", orders=(1, 2, 3, 4))
-        self.add_test_items(_stats([o[0] for o in outputs], [o[1] for o in outputs]),
-                            [list(refs) for _, refs, _ in outputs])
-        novel = [o for o in outputs if o[2]]
-        if novel:
-            self._scores(novel, "test", "_novel")
-            self._scores([o for o in outputs if not o[2]], "test", "_seen")
+        rows = _stats([o[0] for o in outputs], [o[1] for o in outputs])  # once for every subset below
+        self._scores(outputs, rows, "test", orders=(1, 2, 3, 4))
+        self.add_test_items(rows, [list(refs) for _, refs, _ in outputs])
+        if any(o[2] for o in outputs):
+            for suffix, novel in (("_novel", True), ("_seen", False)):
+                chosen = [i for i, o in enumerate(outputs) if o[2] == novel]
+                self._scores([outputs[i] for i in chosen], [rows[i] for i in chosen], "test", suffix)
 
     def attention_maps(self, batch: dict) -> dict:
         """Where the decoder looked for each word of its own greedy caption, for overlays.

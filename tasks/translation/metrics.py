@@ -49,8 +49,9 @@ def tokenize_13a(line: str) -> list[str]:
     return text.split()
 
 
-def _ngrams(items: Sequence[str], n: int) -> Counter:
-    return Counter(tuple(items[i:i + n]) for i in range(len(items) - n + 1))
+def _ngrams(text: str, n: int) -> Counter:
+    """Counts of the character n-grams (substrings) of ``text``."""
+    return Counter(text[i:i + n] for i in range(len(text) - n + 1))
 
 
 def _check(hyps: Sequence[str], refs: Sequence[str]) -> None:
@@ -68,7 +69,11 @@ def sentence_stats(hyps: Sequence[str], refs: Sequence[str], *, max_order: int =
 
 def corpus_bleu(hyps: Sequence[str], refs: Sequence[str], *, max_order: int = 4) -> float:
     """Corpus BLEU (0-100) of hypothesis strings against one reference string each."""
-    rows = sentence_stats(hyps, refs, max_order=max_order)
+    return bleu_of_rows(sentence_stats(hyps, refs, max_order=max_order), max_order=max_order)
+
+
+def bleu_of_rows(rows: Sequence[Sequence[int]], *, max_order: int = 4) -> float:
+    """Corpus BLEU (0-100) from ``sentence_stats`` rows (of any subset of the sentences)."""
     return bleu_from_stats([sum(column) for column in zip(*rows, strict=True)] if rows else
                            [0] * (2 + 2 * max_order))
 

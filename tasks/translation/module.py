@@ -16,7 +16,7 @@ from tasks._base import TaskModule, log_train_step
 from tasks._text import BOS_ID, PAD_ID, Vocab, detokenize, pad
 from tasks.decoding import beam_search, greedy
 
-from .metrics import corpus_bleu, corpus_chrf, sentence_stats
+from .metrics import bleu_of_rows, corpus_chrf, sentence_stats
 
 DECODERS = ("greedy", "beam")
 
@@ -27,15 +27,16 @@ def bucket_names(edges: list[int]) -> list[str]:
     return [f"{lo}-{hi}" for lo, hi in zip(lows, edges, strict=False)] + [f"{lows[-1]}+"]
 
 
-def bucket_bleu(hyps: list[str], refs: list[str], src_lens: list[int], edges: list[int]) -> dict[str, float]:
-    """BLEU per source-length bucket (buckets without sentences are left out)."""
+def bucket_bleu(rows: list[list[int]], src_lens: list[int], edges: list[int]) -> dict[str, float]:
+    """BLEU per source-length bucket from the sentences' ``sentence_stats`` rows (buckets without
+    sentences are left out)."""
     out = {}
     for i, name in enumerate(bucket_names(edges)):
         lo = 1 if i == 0 else edges[i - 1] + 1
         hi = edges[i] if i < len(edges) else None
         chosen = [j for j, n in enumerate(src_lens) if n >= lo and (hi is None or n <= hi)]
         if chosen:
-            out[name] = corpus_bleu([hyps[j] for j in chosen], [refs[j] for j in chosen])
+            out[name] = bleu_of_rows([rows[j] for j in chosen])
     return out
 
 
@@ -90,16 +91,18 @@ class TranslationModule(TaskModule):
         hyps, refs, _ = zip(*self._outputs, strict=True) if self._outputs else ((), (), ())
         self._outputs = []
         if hyps:
-            self.log("val/bleu", corpus_bleu(list(hyps), list(refs)))
-            self.add_val_items(sentence_stats(list(hyps), list(refs)))
+            rows = sentence_stats(list(hyps), list(refs))  # once: the logged BLEU and its items
+            self.log("val/bleu", bleu_of_rows(rows))
+            self.add_val_items(rows)
 
     def on_test_epoch_end(self) -> None:
         hyps, refs, lens = (list(x) for x in zip(*self._outputs, strict=True))
         self._outputs = []
-        self.log("test/bleu", corpus_bleu(hyps, refs))
-        self.add_test_items(sentence_stats(hyps, refs), list(refs))
+        rows = sentence_stats(hyps, refs)  # once: corpus BLEU, its items and the length buckets
+        self.log("test/bleu", bleu_of_rows(rows))
+        self.add_test_items(rows, list(refs))
         self.log("test/chrf", corpus_chrf(hyps, refs))
-        for name, value in bucket_bleu(hyps, refs, lens, self.bucket_edges).items():
+        for name, value in bucket_bleu(rows, lens, self.bucket_edges).items():
             self.log(f"test/bleu_len{name}", value)
 
     def attention_weights(self, batch: dict) -> dict:

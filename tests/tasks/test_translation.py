@@ -16,7 +16,7 @@ from tasks._text import BOS_ID, EOS_ID, UNK_ID, pad
 from tasks.decoding import beam_search, greedy
 from tasks.translation import TASK
 from tasks.translation.data import TranslationData, build_data, collate, parallel_pairs
-from tasks.translation.metrics import corpus_bleu, corpus_chrf, tokenize_13a
+from tasks.translation.metrics import corpus_bleu, corpus_chrf, sentence_stats, tokenize_13a
 from tasks.translation.model import build_model
 from tasks.translation.module import bucket_bleu, bucket_names
 from tasks.translation.rnn import RNNSeq2Seq, position_free_steps
@@ -342,7 +342,7 @@ def test_metric_edge_cases() -> None:
 
 def test_bucketed_bleu() -> None:
     assert bucket_names([14, 24]) == ["1-14", "15-24", "25+"]
-    scores = bucket_bleu(["a b c d", "x y z w"], ["a b c d", "p q r s"], [3, 30], [14, 24])
+    scores = bucket_bleu(sentence_stats(["a b c d", "x y z w"], ["a b c d", "p q r s"]), [3, 30], [14, 24])
     assert scores == {"1-14": pytest.approx(100.0), "25+": pytest.approx(0.0)}  # empty bucket left out
 
 
