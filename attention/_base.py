@@ -177,6 +177,13 @@ class DenseAttention(nn.Module, ABC):
     capabilities: ClassVar[Capabilities]
     limit_case: ClassVar[LimitCase | None] = None  # set by approximate variants
 
+    def covers_every_key(self, lq: int, lk: int) -> bool:
+        """Whether, with its configuration, every call of up to ``lq`` queries over up to ``lk`` keys
+        lets each query see every key (with plain softmax weights): it then computes ``reference``
+        exactly, and a comparison at those lengths measures nothing of its own. False unless a variant
+        knows better (window and pattern variants)."""
+        return False
+
     def forward(
         self,
         query: Tensor,  # (B, H, Lq, D)

@@ -104,6 +104,12 @@ class LocalAttention(DenseAttention):
     def extra_repr(self) -> str:
         return f"mode={self.mode}, window={self.window}, gaussian={self.gaussian}"
 
+    def covers_every_key(self, lq: int, lk: int) -> bool:
+        """sliding / local-m without the Gaussian: query i sees keys [c - window, c + window] with
+        c <= i <= lq - 1, so every key once window >= max(lq, lk) - 1. local-p places its window
+        where it predicts and never promises that."""
+        return self.mode != "local-p" and not self.gaussian and self.window >= max(lq, lk) - 1
+
     def _extra_reasons(self, query: Tensor, key: Tensor, attn_mask: Tensor | None, *,
                        is_causal: bool) -> list[str]:
         if self.mode == "local-p" and query.shape[-1] != self.head_dim:

@@ -87,6 +87,11 @@ class SparseAttention(DenseAttention):
             return f"pattern=strided, block={self.block}, num_summary={self.num_summary}"
         return f"pattern=window_global, window={self.window}, num_global={self.num_global}"
 
+    def covers_every_key(self, lq: int, lk: int) -> bool:
+        """Full pattern at the longest lengths; every shorter call keeps the top-left block of it
+        (``pattern_mask`` of positions i < lq, j < lk), so it is full too."""
+        return bool(self.pattern_mask(lq, lk).all())
+
     def pattern_mask(self, lq: int, lk: int, device: torch.device | str = "cpu") -> Tensor:
         """The dense (Lq, Lk) bool pattern, True = may attend (for reports and tests; O(Lq Lk))."""
         i = torch.arange(lq, device=device)[:, None]
