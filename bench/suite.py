@@ -277,7 +277,8 @@ def execute_run(suite: Suite, run: Run, out: Path, concurrent_runs: int) -> None
                                 overrides=run.overrides, run_dir=out / "runs" / run.key, progress=False,
                                 run_id=f"{suite.name}/{run.key}", threads=suite.threads,
                                 concurrent_runs=concurrent_runs, dataset=run.entry or None,
-                                data_hint=run.data_hint and f"give --data {run.name}=PATH ({run.data_hint})")
+                                data_hint=run.data_hint and f"give --data {run.name}=PATH ({run.data_hint})",
+                                skip_equivalent=True)
         record["suite"] = suite.name
         record["wall_time_s"] = time.perf_counter() - started
         write_json_atomic(_record_path(out, run), record)

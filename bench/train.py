@@ -121,7 +121,7 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
                    run_dir: str | Path | None = None, progress: bool = True,
                    run_id: str | None = None, callbacks: list[Callback] | None = None,
                    threads: int | None = None, concurrent_runs: int = 1, dataset: str | None = None,
-                   data_hint: str | None = None) -> dict:
+                   data_hint: str | None = None, skip_equivalent: bool = False) -> dict:
     """Run one (task, variant, seed); the returned record follows ``reports.records.TRAIN_FIELDS``.
 
     A ``run_dir`` that holds ``checkpoints/last.ckpt`` from an interrupted run resumes from it.
@@ -131,6 +131,8 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
     ``data`` is a path or ``package:<module>`` (see ``locate_data``); data that cannot be found, or
     none where ``data_hint`` says some is needed, is an ``unsupported`` record saying what to give.
     ``dataset`` labels the record (a suite entry's name: one task on several datasets).
+    ``skip_equivalent`` (the suites): a variant that provably computes ``reference`` in this task's
+    model (``Task.computes_reference``) is recorded with status ``equivalent`` and its reason, untrained.
     """
     if threads is not None:
         if threads < 1:
@@ -146,6 +148,11 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
     reasons = [missing] if missing else task.variant_reasons(variant, cfg)  # may depend on the config
     if reasons:
         record.update(status="unsupported", reason="; ".join(reasons), **environment())
+        return _finish(record, out)
+    same = task.computes_reference(variant, cfg) if skip_equivalent else None
+    if same:
+        record.update(status="equivalent", reason=f"not trained: {same}", equals_reference=True,
+                      **environment())
         return _finish(record, out)
     L.seed_everything(seed, workers=True, verbose=False)
     reset = _reset_cpu_peak()

@@ -108,7 +108,8 @@ def _counts(counts: dict) -> str:
 def _partial_blocks(found: Collection, runs: pd.DataFrame) -> list[Block]:
     blocks: list[Block] = [Heading("Partial and failed runs")]
     rows = [[str(r["task"]), str(r["variant"]), str(r["seed"]), str(r["status"]), str(r["reason"] or ""),
-             str(r["_source"])] for _, r in runs.iterrows() if r["status"] not in ("ok", "unsupported")]
+             str(r["_source"])] for _, r in runs.iterrows()
+            if r["status"] not in ("ok", "unsupported", "equivalent")]
     rows += [[m["task"], m["variant"] or m["key"], m["seed"], "missing", m["reason"], m["source"]]
              for m in found.missing]
     rows += [[str(t["task"]), f"{t['sweep']} trial {t['trial']}", str(t["seed"]), str(t["status"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -46,6 +47,13 @@ def sections(frame: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
         return []
     ok = frame[frame["status"] == "ok"]
     return [(task, data, group) for (task, data), group in ok.groupby(["task", "data"], sort=True)]
+
+
+def equivalent_runs(frame: pd.DataFrame, task: str, data: str) -> dict[str, str]:
+    """Variant -> reason for the section's runs a suite did not train because the variant provably
+    computes the reference at the task's lengths (status ``equivalent``, ``Task.computes_reference``)."""
+    rows = frame[(frame["status"] == "equivalent") & (frame["task"] == task) & (frame["data"] == data)]
+    return {str(v): str(r or "") for v, r in zip(rows["variant"], rows["reason"], strict=True)}
 
 
 def _best(stats: list[VariantStats], metric: str) -> str | None:
@@ -160,22 +168,27 @@ def _lr(stats: VariantStats) -> str:
     return ", ".join(f"{lr:.3g}" for lr in stats.lr)
 
 
-def fold_equivalents(stats: list[VariantStats]) -> tuple[list[VariantStats], dict[str, list[str]]]:
+def fold_equivalents(stats: list[VariantStats], skipped: Mapping[str, str] | None = None
+                     ) -> tuple[list[VariantStats], dict[str, list[str]]]:
     """Variants that computed exactly the reference at these lengths are shown once, as part of the
-    reference row (when there is one): the rows to show, and reference label -> folded variants."""
+    reference row (when there is one): the rows to show, and reference label -> folded variants.
+    ``skipped`` (variant -> reason) are the variants a suite did not train because they provably
+    compute the reference here (status ``equivalent``); they fold into that row too."""
     reference = next((s for s in stats if s.variant == "reference"), None)
     folded = [s for s in stats if s.equals_reference and s is not reference]
-    if reference is None or not folded:
+    names = sorted({*(s.label for s in folded), *(skipped or {})})
+    if reference is None or not names:
         return stats, {}
-    return [s for s in stats if s not in folded], {reference.label: [s.label for s in folded]}
+    return [s for s in stats if s not in folded], {reference.label: names}
 
 
-def results_table(stats: list[VariantStats], headline: str, show_latency: bool) -> Table:
+def results_table(stats: list[VariantStats], headline: str, show_latency: bool,
+                  skipped: Mapping[str, str] | None = None) -> Table:
     metrics = sorted({m for s in stats for m in s.intervals}, key=lambda m: (m != headline, m))
     baseline = baseline_of(stats)
     best = {m: _best(stats, m) for m in metrics}
     best_stats = next((s for s in stats if s.label == best.get(headline)), None)
-    shown, folded = fold_equivalents(stats)
+    shown, folded = fold_equivalents(stats, skipped)
     noise = run_noise(stats, headline)
     floor = noise[0] if noise else 0.0
     name = headline.removeprefix("metric:")
@@ -224,7 +237,8 @@ def findings(stats: list[VariantStats], headline: str, learning_baseline: str) -
             Bullets(lines)]
 
 
-def protocol_text(stats: list[VariantStats], headline: str = "", baselines: tuple[str, ...] = ()) -> Text:
+def protocol_text(stats: list[VariantStats], headline: str = "", baselines: tuple[str, ...] = (),
+                  skipped: Mapping[str, str] | None = None) -> Text:
     """The task's protocol as the runs applied it: budget, learning rates, parameter spread, folds, and
     the run noise that one-seed tests must clear."""
     attending = [s for s in stats if s.variant not in (BASELINE_VARIANT, *baselines, *CONTROLS)
@@ -254,10 +268,15 @@ def protocol_text(stats: list[VariantStats], headline: str = "", baselines: tupl
                      f"by {noise[0]:.3f} (seed {noise[1]}), so a one-seed difference must exceed that to "
                      "count as significant (the paired bootstrap over test items does not see training "
                      "noise; two or more seeds per variant give Welch's test instead)")
-    _, folded = fold_equivalents(stats)
+    _, folded = fold_equivalents(stats, skipped)
     for reference, names in folded.items():
-        parts.append(f"{', '.join(names)} computed exactly `{reference}` on every test call (a window or "
-                     "pattern covering every key at these lengths), so they are shown once, in its row")
+        trained = [n for n in names if n not in (skipped or {})]
+        if trained:
+            parts.append(f"{', '.join(trained)} computed exactly `{reference}` on every test call (a "
+                         "window or pattern covering every key at these lengths), so they are shown once, in "
+                         "its row")
+        for name in (n for n in names if n in (skipped or {})):
+            parts.append(f"{name}: {skipped[name]}; it is shown in `{reference}`'s row")
     return Text("Protocol: " + "; ".join(parts) + "." if parts else "Protocol: not recorded by these runs.")
 
 
@@ -291,8 +310,9 @@ def task_blocks(frame: pd.DataFrame) -> list[Block]:
             continue
         learning = ok["learning_baseline"].dropna() if "learning_baseline" in ok else []
         learning_baseline = str(learning.iloc[0]) if len(learning) else BASELINE_VARIANT
-        blocks.append(protocol_text(stats, headline, (learning_baseline,)))
-        blocks.append(results_table(stats, headline, ok[LATENCY_FIELD].notna().any()))
+        skipped = equivalent_runs(frame, task, data)
+        blocks.append(protocol_text(stats, headline, (learning_baseline,), skipped))
+        blocks.append(results_table(stats, headline, ok[LATENCY_FIELD].notna().any(), skipped))
         blocks += findings(stats, headline, learning_baseline)
         blocks += robustness_blocks(fold_equivalents(stats)[0])
         shared = pd.to_numeric(ok["concurrent_runs"], errors="coerce").max()

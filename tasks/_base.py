@@ -79,6 +79,21 @@ class Task(ABC):
         """
         return None
 
+    def attention_calls(self, variant: str, config: dict) -> list | None:
+        """Every call the model built with ``config`` makes of ``variant``, as ``tasks._text.AttentionUse``
+        at its longest lengths; None (the default): not described, and nothing is claimed about it."""
+        return None
+
+    def computes_reference(self, variant: str, config: dict) -> str | None:
+        """Why ``variant`` computes exactly ``reference`` in this task's model with ``config`` (at every
+        call each query sees every key with softmax weights, no dropout: ``covers_every_key``), or
+        None when it may not. A suite records such a variant as ``equivalent`` instead of training a
+        copy of reference under its name."""
+        from tasks._text import covers_every_call
+
+        calls = self.attention_calls(variant, config)
+        return covers_every_call(variant, calls, variant_kwargs(config, variant)) if calls else None
+
     def applicable_variants(self, config: dict | None = None) -> dict[str, list[str]]:
         """Every registered attention variant and baseline, with the reasons it does not apply."""
         import attention

@@ -190,6 +190,27 @@ def dense_variant_reasons(variant: str, uses: Sequence[AttentionUse], *, device:
     return reasons
 
 
+def covers_every_call(variant: str, uses: Sequence[AttentionUse], kwargs: dict | None) -> str | None:
+    """Why ``variant`` (built with ``kwargs``) computes exactly ``reference`` at every one of ``uses``
+    (their longest lengths; shorter calls and masks included), or None when it may not: a variant
+    that does not say so (``DenseAttention.covers_every_key``), or attention-weight dropout, whose
+    draws it need not share with reference."""
+    import attention
+
+    cls = attention.REGISTRY.get(variant)
+    if variant == "reference" or cls is None or not issubclass(cls, attention.DenseAttention) or not uses:
+        return None
+    if any(use.dropout_p > 0 for use in uses):
+        return None
+    built = [_instance(variant, use, kwargs) for use in uses]
+    if not all(attn.covers_every_key(use.lq, use.lk) for attn, use in zip(built, uses, strict=True)):
+        return None
+    calls = "; ".join(f"{use.where}: {use.lq} quer{'y' if use.lq == 1 else 'ies'} over up to {use.lk} keys"
+                      for use in uses)
+    return (f"{variant} ({built[0].extra_repr()}) lets every query see every key at this task's lengths "
+            f"({calls}), so it computes reference exactly")
+
+
 def _instance(variant: str, use: AttentionUse, kwargs: dict | None):
     import attention
 

@@ -23,6 +23,14 @@ class CaptioningTask(Task):
                      "rank 9 (no compression) scored about the same (BLEU-4 61.1 against 59.7 at rank 4)",
     }
 
+    def attention_calls(self, variant: str, config: dict) -> list[AttentionUse]:
+        """One query per decoding step over the grid x grid regions."""
+        model = config["model"]
+        grid = model["encoder"]["grid"]
+        return [AttentionUse("decoder attention over the regions", lq=1, lk=grid * grid, key_padding=False,
+                             causal=False, need_weights=float(model["doubly_stochastic"]) > 0,
+                             head_dim=model["dim"])]
+
     def variant_reasons(self, variant: str, config: dict | None = None) -> list[str]:
         """Reasons from the variant's capabilities for the configured model (``quick`` by default).
 
@@ -30,11 +38,7 @@ class CaptioningTask(Task):
         stochastic regulariser (``model.doubly_stochastic`` > 0) needs the attention weights.
         """
         config = config or self.config("quick")
-        model = config["model"]
-        grid = model["encoder"]["grid"]
-        use = AttentionUse("decoder attention over the regions", lq=1, lk=grid * grid, key_padding=False,
-                           causal=False, need_weights=float(model["doubly_stochastic"]) > 0,
-                           head_dim=model["dim"])
+        [use] = self.attention_calls(variant, config)
         reasons = dense_variant_reasons(variant, [use], device=run_device(config["trainer"]),
                                         baselines=self.baselines, kwargs=variant_kwargs(config, variant))
         if use.need_weights and any("need_weights" in r for r in reasons):

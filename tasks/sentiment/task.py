@@ -15,17 +15,18 @@ from .module import SentimentModule
 EXAMPLES = 3  # test reviews in a run's attention file
 
 
-def attention_uses(model_cfg: dict, variant: str) -> list[tuple[str, list[AttentionUse]]]:
-    """(variant, its uses): the pooling query over the tokens, and the Transformer's self-attention."""
+def attention_uses(model_cfg: dict, variant: str, tokens: int = 3) -> list[tuple[str, list[AttentionUse]]]:
+    """(variant, its uses): the pooling query over the tokens, and the Transformer's self-attention,
+    over ``tokens`` keys (the capability checks need only a few; ``data.max_tokens`` is the longest)."""
     p, hidden, heads = float(model_cfg["attn_dropout"]), model_cfg["hidden"], model_cfg["heads"]
     uses = []
     if variant != "none":
-        uses.append((variant, [AttentionUse("attention pooling", lq=1, lk=3, key_padding=True, causal=False,
-                                            dropout_p=p, head_dim=hidden)]))
+        uses.append((variant, [AttentionUse("attention pooling", lq=1, lk=tokens, key_padding=True,
+                                            causal=False, dropout_p=p, head_dim=hidden)]))
     if model_cfg["encoder"] == "transformer":
         self_attn = model_cfg.get("encoder_variant") or variant
-        uses.append((self_attn, [AttentionUse("encoder self-attention", 3, 3, key_padding=True, causal=False,
-                                              dropout_p=p, head_dim=max(hidden // heads, 1),
+        uses.append((self_attn, [AttentionUse("encoder self-attention", tokens, tokens, key_padding=True,
+                                              causal=False, dropout_p=p, head_dim=max(hidden // heads, 1),
                                               num_heads=heads)]))
     return uses
 
@@ -44,6 +45,14 @@ class SentimentTask(Task):
                 "verdict: after training its chosen token lies in the verdict sentence 26% of the time "
                 "(twice chance), too rarely to classify, and validation accuracy stays at chance",
     }
+
+    def attention_calls(self, variant: str, config: dict) -> list[AttentionUse] | None:
+        """The calls of ``variant`` over up to ``data.max_tokens`` tokens (None when texts are not cut)."""
+        tokens = config["data"].get("max_tokens")
+        if not tokens or config["model"]["encoder"] not in ENCODERS:
+            return None
+        return [use for name, uses in attention_uses(config["model"], variant, int(tokens)) if name == variant
+                for use in uses] or None
 
     def variant_reasons(self, variant: str, config: dict | None = None) -> list[str]:
         """Reasons for the configured encoder (the ``quick`` preset when no config is given)."""

@@ -28,6 +28,12 @@ class VQATask(Task):
                      "rank 16 (no compression) did no better in 12 epochs (62.0%)",
     }
 
+    def attention_calls(self, variant: str, config: dict) -> list[AttentionUse]:
+        """One query per hop over the grid x grid regions (every hop builds the variant alike)."""
+        grid = config["model"]["encoder"]["grid"]
+        return [AttentionUse("question-guided attention over the regions", lq=1, lk=grid * grid,
+                             key_padding=False, causal=False, head_dim=config["model"]["dim"])]
+
     def variant_reasons(self, variant: str, config: dict | None = None) -> list[str]:
         """Reasons from the variant's capabilities for the configured model (``quick`` by default).
 
@@ -35,11 +41,9 @@ class VQATask(Task):
         weights and raises for a variant that cannot form them.
         """
         config = config or self.config("quick")
-        grid = config["model"]["encoder"]["grid"]
-        use = AttentionUse("question-guided attention over the regions", lq=1, lk=grid * grid,
-                           key_padding=False, causal=False, head_dim=config["model"]["dim"])
-        return dense_variant_reasons(variant, [use], device=run_device(config["trainer"]),
-                                     baselines=self.baselines, kwargs=variant_kwargs(config, variant))
+        return dense_variant_reasons(variant, self.attention_calls(variant, config),
+                                     device=run_device(config["trainer"]), baselines=self.baselines,
+                                     kwargs=variant_kwargs(config, variant))
 
     def build(self, config: dict, variant: str, data: str | None, seed: int
               ) -> tuple[L.LightningDataModule, L.LightningModule]:

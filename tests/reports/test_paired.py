@@ -163,6 +163,20 @@ def test_one_seed_tables_say_which_differences_are_real() -> None:
     assert "**no** (seed 0)" in dot and "not converged" in text
 
 
+def test_a_variant_a_suite_did_not_train_because_it_is_reference_joins_its_row() -> None:
+    rng = random.Random(4)
+    base = [1.0 if rng.random() < 0.5 else 0.0 for _ in range(200)]
+    why = "not trained: sparse (window=8) lets every query see every key at this task's lengths"
+    records = [_record("none", base), _record("reference", base),
+               _record("local", base, equals_reference=True),
+               {**run_record("graph", "sparse", 0, 0.0, status="equivalent", reason=why),
+                "equals_reference": True}]
+    text = to_markdown(Document("t", task_blocks(runs_frame(records)[0])))
+    assert "| reference (= local, sparse) |" in text and "| sparse |" not in text
+    assert "local computed exactly `reference`" in text
+    assert f"sparse: {why}; it is shown in `reference`'s row" in text
+
+
 def test_variants_that_do_not_learn_are_listed_with_their_diagnosis_or_as_undiagnosed() -> None:
     rng = random.Random(3)
     base = [1.0 if rng.random() < 0.5 else 0.0 for _ in range(500)]
