@@ -8,7 +8,8 @@
     seed: 0                        # sampler seed (worker i uses seed + i), and the training seed
     train_seeds: [0, 1]            # train every trial once per seed; its value is their mean (default
                                    # [seed]); several seeds need `pruner: none`
-    variants: [gat, gatv2]         # one: fixed; several (or `all` applicable): a categorical "variant"
+    variants: [gat, gatv2]         # one: fixed; several (or `all` applicable, less those a suite records
+                                   # as `equivalent` to reference): a categorical "variant"
     overrides: {trainer.patience: 0}   # fixed config changes for every trial (exported with the best)
     sampler: {type: tpe}           # tpe (default) | random | grid (every combination of categorical
                                    # params and variants once), with the sampler's own arguments
@@ -165,8 +166,9 @@ def load_sweep(path: str | Path) -> Sweep:
     apply_overrides(config, {name: None for name in params})  # unknown names raise here
     config = apply_overrides(config, fixed)
     known = task.applicable_variants(config)  # what every trial shares: the preset and the overrides
-    if variants is None:
-        variants = [v for v, reasons in known.items() if not reasons]
+    if variants is None:  # a suite does not train one that provably computes reference: no rate for it
+        variants = [v for v, reasons in known.items()
+                    if not reasons and not task.computes_reference(v, config)]
     if not params and len(variants) < 2:
         raise ValueError(f"{path}: the search space is empty (no params and a single variant)")
     bad = [v for v in variants if v not in known or known[v]]

@@ -165,7 +165,7 @@ def _converged(stats: VariantStats) -> str:
 
 
 def _lr(stats: VariantStats) -> str:
-    return ", ".join(f"{lr:.3g}" for lr in stats.lr)
+    return _lr_text(stats.lr)
 
 
 def fold_equivalents(stats: list[VariantStats], skipped: Mapping[str, str] | None = None
@@ -237,6 +237,20 @@ def findings(stats: list[VariantStats], headline: str, learning_baseline: str) -
             Bullets(lines)]
 
 
+def _replicate_rates(stats: list[VariantStats]) -> str:
+    """A warning when reference and sdpa trained at different rates: their gap then includes that."""
+    rates = {s.variant: s.lr for s in stats if s.variant in REPLICATES}
+    if len(rates) < 2 or len({tuple(r) for r in rates.values()}) == 1:
+        return ""
+    shown = " and ".join(f"`{v}` at {_lr_text(r)}" for v, r in sorted(rates.items()))
+    return (f"; but they trained at different rates ({shown}, each chosen on validation), so that gap "
+            "includes the rate choice and overstates the noise of training alone")
+
+
+def _lr_text(rates: list[float]) -> str:
+    return ", ".join(f"{lr:.3g}" for lr in rates)
+
+
 def protocol_text(stats: list[VariantStats], headline: str = "", baselines: tuple[str, ...] = (),
                   skipped: Mapping[str, str] | None = None) -> Text:
     """The task's protocol as the runs applied it: budget, learning rates, parameter spread, folds, and
@@ -267,7 +281,8 @@ def protocol_text(stats: list[VariantStats], headline: str = "", baselines: tupl
         parts.append(f"run-to-run noise: `reference` and `sdpa` compute the same function and differ here "
                      f"by {noise[0]:.3f} (seed {noise[1]}), so a one-seed difference must exceed that to "
                      "count as significant (the paired bootstrap over test items does not see training "
-                     "noise; two or more seeds per variant give Welch's test instead)")
+                     "noise; two or more seeds per variant give Welch's test instead)"
+                     + _replicate_rates(stats))
     _, folded = fold_equivalents(stats, skipped)
     for reference, names in folded.items():
         trained = [n for n in names if n not in (skipped or {})]

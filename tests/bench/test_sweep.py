@@ -200,3 +200,11 @@ def test_a_process_records_the_commit_of_the_code_it_imported() -> None:
 
     assert _git_commit.cache_info().currsize == 1  # read when bench.train was imported
     assert environment()["env_git_commit"] == _git_commit()
+
+
+def test_all_variants_leave_out_those_a_suite_records_as_equivalent_to_reference() -> None:
+    import configs
+
+    sweep = load_sweep(configs.path("sweeps", "captioning-lr.yaml"))
+    assert "reference" in sweep.variants and "sdpa" in sweep.variants and "none" in sweep.variants
+    assert "sparse" not in sweep.variants and "local" not in sweep.variants  # they see all 9 regions

@@ -230,3 +230,10 @@ def test_one_seed_differences_below_the_reference_sdpa_gap_are_run_noise() -> No
     assert "within run-to-run noise" in cell and "≤ 0.060" in cell
     assert "significant)" in gat[header.index(" test/acc vs none ")]  # 22 points: far above the noise
     assert "`reference` and `sdpa` compute the same function and differ here by 0.060" in text
+    assert "different rates" not in text  # both trained at 0.01
+
+    sdpa_record = _record("sdpa", sdpa)
+    sdpa_record["protocol"] = {**sdpa_record["protocol"], "lr": 0.003}
+    records[2] = sdpa_record
+    text = to_markdown(Document("t", task_blocks(runs_frame(records)[0])))
+    assert "they trained at different rates (`reference` at 0.01 and `sdpa` at 0.003" in text
