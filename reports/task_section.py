@@ -213,28 +213,45 @@ def results_table(stats: list[VariantStats], headline: str, show_latency: bool,
 CONTROLS = ("uniform",)  # attention controls that are expected not to beat the baseline
 
 
+COLLAPSE_SHARE = 0.5  # a variant scoring under this share of the best one has collapsed
+
+
 def findings(stats: list[VariantStats], headline: str, learning_baseline: str) -> list[Block]:
     """Every attention variant that does not beat the task's attention-free ``learning_baseline``
-    significantly, with the task's measured diagnosis or, without one, as undiagnosed."""
+    significantly, and (on a higher-is-better metric) every one that beats it but scores under
+    ``COLLAPSE_SHARE`` of the best variant, each with the task's measured diagnosis or, without one,
+    as undiagnosed."""
     baseline = next((s for s in stats if s.variant == learning_baseline), None)
     if baseline is None:
         return []
     better_is = metric_direction(headline)
+    best = next((s for s in stats if s.label == _best(stats, headline)), None)
+    noise = run_noise(stats, headline)
     lines = []
     for s in fold_equivalents(stats)[0]:
         if s.variant in (*CONTROLS, BASELINE_VARIANT, learning_baseline):
             continue
-        noise = run_noise(stats, headline)
-        result = difference(s, baseline, headline, headline, noise[0] if noise else 0.0)
-        if result is None or (result.significant and (result.diff > 0) == (better_is == "max")):
-            continue
         why = f"diagnosed: {s.diagnosis}" if s.diagnosis else "**undiagnosed**: no measured reason recorded"
-        lines.append(f"`{s.label}` does not beat `{learning_baseline}` ({result.text()}); {why}")
+        result = difference(s, baseline, headline, headline, noise[0] if noise else 0.0)
+        if result is not None and not (result.significant and (result.diff > 0) == (better_is == "max")):
+            lines.append(f"`{s.label}` does not beat `{learning_baseline}` ({result.text()}); {why}")
+        elif _collapsed(s, best, headline, better_is):
+            lines.append(f"`{s.label}` beats `{learning_baseline}` but collapsed: "
+                         f"{s.intervals[headline].mean:.3g}, under {COLLAPSE_SHARE:.0%} of the best "
+                         f"(`{best.label}`, {best.intervals[headline].mean:.3g}); {why}")
     if not lines:
         return [Text(f"Every attention variant beats the attention-free `{learning_baseline}` significantly "
-                     "(the `uniform` control aside).")]
-    return [Text(f"Attention variants that do not beat the attention-free `{learning_baseline}`:"),
+                     f"and scores at least {COLLAPSE_SHARE:.0%} of the best (the `uniform` control aside).")]
+    return [Text(f"Attention variants that do not beat the attention-free `{learning_baseline}`, or that "
+                 f"score under {COLLAPSE_SHARE:.0%} of the best variant:"),
             Bullets(lines)]
+
+
+def _collapsed(stats: VariantStats, best: VariantStats | None, headline: str, better_is: str) -> bool:
+    if better_is != "max" or best is None or best is stats or headline not in stats.intervals:
+        return False
+    top = best.intervals[headline].mean
+    return top > 0 and stats.intervals[headline].mean < COLLAPSE_SHARE * top
 
 
 def _replicate_rates(stats: list[VariantStats]) -> str:

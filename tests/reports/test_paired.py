@@ -193,6 +193,23 @@ def test_variants_that_do_not_learn_are_listed_with_their_diagnosis_or_as_undiag
     assert "- `dot` does not beat `mlp`" in text and "`none` does not beat" not in text
 
 
+def test_a_variant_that_beats_the_baseline_but_scores_under_half_the_best_is_a_collapse() -> None:
+    rng = random.Random(6)
+
+    def accuracy(p: float) -> list[float]:
+        return [1.0 if rng.random() < p else 0.0 for _ in range(600)]
+
+    records = [_record("none", accuracy(0.1)), _record("reference", accuracy(0.8)),
+               _record("luong", accuracy(0.7)), _record("linear", accuracy(0.3)),
+               _record("additive", accuracy(0.25), diagnosis="its tanh features saturate")]
+    text = to_markdown(Document("t", task_blocks(runs_frame(records)[0])))
+    assert "- `additive` beats `none` but collapsed: 0.2" in text and "its tanh features saturate" in text
+    assert "under 50% of the best (`reference`, 0." in text  # about 0.8
+    linear = next(line for line in text.splitlines() if line.startswith("- `linear`"))
+    assert "collapsed" in linear and "**undiagnosed**" in linear
+    assert "- `luong`" not in text and "- `reference`" not in text
+
+
 def test_robustness_counts_verdicts_that_hold_or_reverse_at_other_seeds() -> None:
     rng = random.Random(4)
     base = [1.0 if rng.random() < 0.5 else 0.0 for _ in range(400)]
