@@ -227,6 +227,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     console.print(f"best trial {best['trial']}: {best['value']:.4f} with {best['variant']} {best['params']}",
                   highlight=False)
     console.print(f"exported as a suite: attnbench run {best['suite']}")
+    for variant, where in best["at_grid_edge"].items():
+        console.print(f"warning: {variant}'s best {'; '.join(where)}: its optimum may lie outside the grid",
+                      highlight=False)
     return 0
 
 

@@ -530,8 +530,9 @@ def export_best(study: optuna.Study, sweep: Sweep, out: Path) -> dict:
     path = out / f"best_{sweep.study}.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False))
     per_variant = export_per_variant(study, sweep, out)
+    edges = yaml.safe_load(Path(per_variant).read_text()).get("at_grid_edge") or {}
     return {"value": best.value, "trial": best.number, "variant": variant, "params": searched,
-            "suite": str(path), "per_variant": per_variant}
+            "suite": str(path), "per_variant": per_variant, "at_grid_edge": edges}
 
 
 class _PlainDumper(yaml.SafeDumper):
@@ -589,6 +590,27 @@ def export_per_variant(study: optuna.Study, sweep: Sweep, out: Path) -> str:
     lrs = {v: s["optim.lr"] for v, s in settings.items() if "optim.lr" in s}
     if lrs:
         document["preset_optim"] = {"variant_lr": lrs, "lr_provenance": provenance}
+    edges = grid_edges(sweep.params, settings)
+    if edges:
+        document["at_grid_edge"] = edges
     path = out / f"per_variant_{sweep.study}.yaml"
     path.write_text(yaml.dump(document, Dumper=_PlainDumper, sort_keys=False))
     return str(path)
+
+
+def grid_edges(params: dict, settings: dict[str, dict]) -> dict[str, list[str]]:
+    """Variant -> the searched numeric choices (of three or more) where its best value is the lowest or
+    the highest of the grid: its optimum may lie outside what was searched."""
+    edges: dict[str, list[str]] = {}
+    for name, space in params.items():
+        choices = space.get("choices") or []
+        if space.get("type") != "categorical" or len(choices) < 3 or \
+                not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices):
+            continue
+        low, high = min(choices), max(choices)
+        for variant, chosen in settings.items():
+            if name in chosen and chosen[name] in (low, high):
+                side = "lowest" if chosen[name] == low else "highest"
+                edges.setdefault(variant, []).append(
+                    f"{name}={chosen[name]:g} is the {side} of {sorted(choices)}")
+    return edges

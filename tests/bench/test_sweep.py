@@ -208,3 +208,17 @@ def test_all_variants_leave_out_those_a_suite_records_as_equivalent_to_reference
     sweep = load_sweep(configs.path("sweeps", "captioning-lr.yaml"))
     assert "reference" in sweep.variants and "sdpa" in sweep.variants and "none" in sweep.variants
     assert "sparse" not in sweep.variants and "local" not in sweep.variants  # they see all 9 regions
+
+
+def test_a_best_rate_at_the_edge_of_the_grid_is_named() -> None:
+    from bench.sweep import grid_edges
+
+    params = {"optim.lr": {"type": "categorical", "choices": [3e-3, 3e-4, 1e-3]},
+              "model.cell": {"type": "categorical", "choices": ["gru", "lstm", "rnn"]},
+              "model.hidden": {"type": "categorical", "choices": [8, 16]}}  # two choices: both are edges
+    settings = {"reference": {"optim.lr": 3e-4, "model.cell": "gru", "model.hidden": 8},
+                "memory": {"optim.lr": 1e-3, "model.cell": "rnn", "model.hidden": 16},
+                "luong": {"optim.lr": 3e-3, "model.hidden": 8}}
+    assert grid_edges(params, settings) == {
+        "reference": ["optim.lr=0.0003 is the lowest of [0.0003, 0.001, 0.003]"],
+        "luong": ["optim.lr=0.003 is the highest of [0.0003, 0.001, 0.003]"]}
