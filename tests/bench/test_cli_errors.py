@@ -92,7 +92,7 @@ def test_run_and_sweep_pass_threads_on(monkeypatch, tmp_path) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(suite, "run_suite", lambda s, out, **kw: seen.update(suite=s.threads, **kw))
     monkeypatch.setattr(sweep, "run_sweep", lambda s, out, **kw: seen.update(sweep=kw["threads"]) or {
-        "trial": 0, "value": 1.0, "variant": "gat", "params": {}, "suite": "x"})
+        "trial": 0, "value": 1.0, "variant": "gat", "params": {}, "suite": "x", "at_grid_edge": {}})
     assert main(["run", "--threads", "3", "--no-progress", "--out", "o"]) == 0
     assert seen["suite"] == 3 and seen["progress"] is False
     assert main(["sweep", SWEEP, "--threads", "2", "--no-progress", "--out", "o"]) == 0
