@@ -400,15 +400,21 @@ def _study(sweep: Sweep, storage, worker: int) -> optuna.Study:
 
 def work(sweep: Sweep, out: Path, storage_url: str | None, worker: int = 0, gpu: int | None = None,
          threads: int | None = None, on_trial: Callable[[], None] | None = None,
-         task_modules: dict | None = None) -> None:
+         task_modules: dict | None = None, parent: int | None = None) -> None:
     """One worker: optimise until the study holds ``n_trials`` finished (complete or pruned) trials,
     or as many trials have failed (settings that cannot train stop the study rather than loop).
 
     ``gpu`` pins the worker to one device (set before CUDA initialises), so N workers on an
     N-GPU machine run one trial per GPU. ``threads``: torch intra-op threads per trial.
     ``on_trial`` is called after every trial (the progress bar of an in-process worker);
-    ``task_modules``: tasks registered at run time in the parent process.
+    ``task_modules``: tasks registered at run time in the parent process. ``parent``: the pid of the
+    sweep process that spawned this worker, which then dies with it (even by SIGKILL), instead of
+    training on, unseen, into a storage that may have been moved away.
     """
+    if parent is not None:
+        from .suite import _die_with_parent
+
+        _die_with_parent(parent)
     TASK_MODULES.update(task_modules or {})
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
@@ -477,7 +483,8 @@ def _run_workers(sweep: Sweep, out: Path, storage_url: str | None, workers: int,
     gpus = torch.cuda.device_count()
     context = multiprocessing.get_context("spawn")
     procs = [context.Process(target=work, args=(sweep, out, storage_url, i, i % gpus if gpus else None,
-                                                threads, None, dict(TASK_MODULES))) for i in range(workers)]
+                                                threads, None, dict(TASK_MODULES), os.getpid()))
+             for i in range(workers)]
     for proc in procs:
         proc.start()
     while any(proc.is_alive() for proc in procs):

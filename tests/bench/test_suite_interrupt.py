@@ -126,3 +126,36 @@ def test_interrupted_suite_completes_with_each_run_once(tmp_path, sig, jobs) -> 
         record = records[f"held__{name.split('-')[1]}__s1.json"]
         assert record["resumed_from_epoch"] == 1 and record["epochs"] == 3
     assert records["held__reference__s0.json"]["resumed_from_epoch"] is None
+
+
+def test_sweep_workers_die_with_a_killed_sweep(tmp_path) -> None:
+    """Both workers of a sweep are held mid-trial (seed 1), then the sweep process gets SIGKILL."""
+    preset = tmp_path / "held.yaml"
+    preset.write_text(yaml.safe_dump({"data": {"n": 120, "length": 5, "batch_size": 32},
+                                      "optim": {"lr": 0.05}, "trainer": {"max_epochs": 3}}))
+    spec = {"task": "held", "preset": str(preset), "seed": 1, "variants": ["reference", "none"],
+            "sampler": {"type": "grid"}, "pruner": "none"}
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump(spec))
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    (hold / "hold").touch()
+    command = [sys.executable, "-c", BOOT, "sweep", str(sweep), "--out", str(tmp_path / "out"), "--workers",
+               "2", "--no-progress"]
+    proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, HOLD_ENV: str(hold)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_until_held(proc, hold, {"held-reference-s1", "held-none-s1"})
+        workers = _children(proc.pid)
+        assert len(workers) >= 2
+        proc.kill()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.time() + 5  # the kernel kills them at once (PR_SET_PDEATHSIG)
+    while any(_alive(pid) for pid in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    alive = [pid for pid in workers if _alive(pid)]
+    (hold / "hold").unlink()  # lets a surviving worker finish, so the test leaves nothing behind
+    assert not alive, "sweep workers outlived the sweep process"
