@@ -536,8 +536,7 @@ def export_best(study: optuna.Study, sweep: Sweep, out: Path) -> dict:
                                     "variant_overrides": {variant: {**sweep.overrides, **searched}}}}}
     path = out / f"best_{sweep.study}.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False))
-    per_variant = export_per_variant(study, sweep, out)
-    edges = yaml.safe_load(Path(per_variant).read_text()).get("at_grid_edge") or {}
+    per_variant, edges = export_per_variant(study, sweep, out)
     return {"value": best.value, "trial": best.number, "variant": variant, "params": searched,
             "suite": str(path), "per_variant": per_variant, "at_grid_edge": edges}
 
@@ -566,9 +565,10 @@ def _trial_commits(out: Path) -> str | None:
     return ", ".join(commits) or None
 
 
-def export_per_variant(study: optuna.Study, sweep: Sweep, out: Path) -> str:
+def export_per_variant(study: optuna.Study, sweep: Sweep, out: Path) -> tuple[str, dict[str, list[str]]]:
     """Each variant's best completed trial: a suite giving every variant its own best settings, the
-    learning rates as a preset's ``optim.variant_lr`` with their provenance, and the table of values."""
+    learning rates as a preset's ``optim.variant_lr`` with their provenance, and the table of values.
+    Returns the file's path and the variants whose best value lies at an edge of the grid."""
     from reports.records import environment
 
     direction = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
@@ -602,7 +602,7 @@ def export_per_variant(study: optuna.Study, sweep: Sweep, out: Path) -> str:
         document["at_grid_edge"] = edges
     path = out / f"per_variant_{sweep.study}.yaml"
     path.write_text(yaml.dump(document, Dumper=_PlainDumper, sort_keys=False))
-    return str(path)
+    return str(path), edges
 
 
 def grid_edges(params: dict, settings: dict[str, dict]) -> dict[str, list[str]]:

@@ -29,9 +29,9 @@ def attention_uses(model_cfg: dict) -> list[AttentionUse]:
 class TranslationTask(Task):
     name = "translation"
     monitor = "val/bleu"
-    # Measured on the quick preset's language pair: linformer at seed 0; the others on the best
-    # checkpoints of configs/sweeps/translation-lr.yaml (seeds 0 and 1 at each rate), probing the
-    # trained attention over the 150 validation sentences with one-hot values (output = weights).
+    # Measured on the quick preset's language pair: linformer's buckets in the quick suite; the others
+    # on the best checkpoints of configs/sweeps/translation-lr.yaml (seeds 0 and 1 at each rate), probing
+    # the trained attention over the 150 validation sentences with one-hot values (output = weights).
     diagnoses = {
         "additive": "its tanh features saturate: at the best checkpoints the median |W_a q + U_a k| is 35-38 "
                     "and 97% of the features lie beyond |2|, where tanh's gradient is under 0.07, so the "
@@ -52,8 +52,9 @@ class TranslationTask(Task):
                  "BLEU 0 at lr 0.01 and 0.02, 5-16 at 0.005",
         "linformer": "E K and F V mix source positions with content-independent weights, so each of its "
                      "16 keys is a blend of positions; copying one word needs near-one-hot rows of E and "
-                     "F that hold at every padded length (E[:, :Lk]); BLEU is about 1 in every length "
-                     "bucket, even for sentences of 1-14 words, where rank 16 compresses nothing",
+                     "F that hold at every padded length (E[:, :Lk]): test BLEU 16.3 on sentences of "
+                     "1-12 words, where rank 16 compresses nothing, and 4.6 on 37 or more (quick suite, "
+                     "seed 0, lr 0.01)",
     }
 
     def variant_reasons(self, variant: str, config: dict | None = None) -> list[str]:
