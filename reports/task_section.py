@@ -11,7 +11,7 @@ import pandas as pd
 from . import plots
 from .document import Block, Bullets, Figure, Heading, Table, Text
 from .paired import bootstrap_interval
-from .robustness import robustness_blocks
+from .robustness import REPLICATES, robustness_blocks
 from .runs import (
     BASELINE_VARIANT,
     LATENCY_FIELD,
@@ -94,9 +94,6 @@ class Difference:
                    f"within run-to-run noise: size ≤ {self.floor:.3f}" if self.within_run_noise else
                    "not significant")
         return f"{self.diff:+.3f}{interval}, p={self.p:.2g} ({self.method}; {verdict})"
-
-
-REPLICATES = ("reference", "sdpa")  # the same function by two kernels: their gap is training noise
 
 
 def run_noise(stats: list[VariantStats], headline: str) -> tuple[float, int] | None:

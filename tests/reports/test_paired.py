@@ -223,9 +223,32 @@ def test_robustness_counts_verdicts_that_hold_or_reverse_at_other_seeds() -> Non
     records = [seeded("none", base, 0), seeded("gat", good, 0), seeded("none", base, 1),
                seeded("gat", good, 1), seeded("none", good, 2), seeded("gat", base, 2)]
     text = to_markdown(Document("t", task_blocks(runs_frame(records)[0])))
-    assert "paired bootstrap calls significant at seed 0 (1 pairs)" in text
+    assert "By the paired bootstrap alone (test-item noise only), at seed 0 (1 pairs)" in text
     assert "| 1 | 1 | 0 | 0 | 0 |" in text and "| 2 | 0 | 0 | 1 | 0 |" in text
     assert "Reversed: gat vs none (seed 2)" in text or "Reversed: none vs gat (seed 2)" in text
+    assert "As the report judges" not in text  # no reference and sdpa: no run-noise estimate
+
+
+def test_robustness_as_the_report_judges_needs_a_difference_above_each_seeds_run_noise() -> None:
+    rng = random.Random(8)
+
+    def accuracy(p: float) -> list[float]:
+        return [1.0 if rng.random() < p else 0.0 for _ in range(3000)]
+
+    def seeded(variant, correct, seed):
+        return {**_record(variant, correct), "seed": seed, "run_id": f"{variant}-{seed}"}
+
+    # linear beats gat by ~4 points at seed 0 and loses by ~4 at seed 1: the bootstrap calls both
+    # significant, but reference and sdpa (the same function) differ by ~10 points at each seed
+    records = []
+    for seed, (ref, sdpa, gat, linear) in enumerate([(0.8, 0.7, 0.60, 0.64), (0.7, 0.8, 0.64, 0.60)]):
+        records += [seeded("reference", accuracy(ref), seed), seeded("sdpa", accuracy(sdpa), seed),
+                    seeded("gat", accuracy(gat), seed), seeded("linear", accuracy(linear), seed)]
+    text = to_markdown(Document("t", task_blocks(runs_frame(records)[0])))
+    alone, judged = text.split("By the paired bootstrap alone")[1].split("As the report judges")
+    assert "linear vs gat (seed 1)" in alone or "gat vs linear (seed 1)" in alone
+    assert "Reversed" not in judged and "| 1 | 0 | 0 | 0 | 0 |" not in judged
+    assert "run noise: seed 0: 0.1" in judged and "seed 1: 0.0" in judged  # each seed's |reference - sdpa|
 
 
 def test_one_seed_differences_below_the_reference_sdpa_gap_are_run_noise() -> None:
