@@ -5,6 +5,8 @@ A suite is a YAML file (``configs/suites/<name>.yaml``):
     preset: quick                 # task config preset (or a YAML path) used by every run
     threads: 1                    # torch intra-op threads per run (default: torch's choice)
     jobs: 2                       # runs at once, each in its own worker process (default 1)
+    measure_step: false           # time one training pass of each tested model (its record's step_cost)
+    memory_budget_gib: null       # per run (Linux): an allocation beyond it fails -> an `oom` record
     seeds: [0, 1, 2]
     tasks:
       graph:
@@ -72,7 +74,7 @@ from tasks._base import apply_overrides
 from .protocol import resolve_lr
 from .train import differences, quiet_lightning, train_and_test
 
-SUITE_KEYS = {"preset", "seeds", "tasks", "threads", "jobs"}
+SUITE_KEYS = {"preset", "seeds", "tasks", "threads", "jobs", "measure_step", "memory_budget_gib"}
 TASK_KEYS = {"task", "variants", "data", "data_hint", "overrides", "variant_overrides"}
 
 
@@ -102,6 +104,8 @@ class Suite:
     runs: list[Run]
     threads: int | None = None
     jobs: int = 1
+    measure_step: bool = False  # each record's step_cost (bench/step_cost.py)
+    memory_budget_gib: float | None = None  # per run: beyond it an allocation fails -> an `oom` record
 
 
 def load_suite(name_or_path: str, data: dict[str, str] | None = None) -> Suite:
@@ -137,7 +141,16 @@ def load_suite(name_or_path: str, data: dict[str, str] | None = None) -> Suite:
     jobs = spec.get("jobs", 1)
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f"{path}: jobs must be a positive integer, got {jobs!r}")
-    return Suite(path.stem, preset, runs, threads, jobs)
+    measure = spec.get("measure_step", False)
+    if not isinstance(measure, bool):
+        raise ValueError(f"{path}: measure_step must be true or false, got {measure!r}")
+    budget = spec.get("memory_budget_gib")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int | float)
+                               or budget <= 0):
+        raise ValueError(f"{path}: memory_budget_gib must be a positive number of GiB, got {budget!r}")
+    if budget is not None and not sys.platform.startswith("linux"):
+        raise ValueError(f"{path}: memory_budget_gib needs Linux (address-space limits), not {sys.platform}")
+    return Suite(path.stem, preset, runs, threads, jobs, measure, budget)
 
 
 def _keys(spec: object, valid: set[str], where: str) -> None:
@@ -278,7 +291,9 @@ def execute_run(suite: Suite, run: Run, out: Path, concurrent_runs: int) -> None
                                 run_id=f"{suite.name}/{run.key}", threads=suite.threads,
                                 concurrent_runs=concurrent_runs, dataset=run.entry or None,
                                 data_hint=run.data_hint and f"give --data {run.name}=PATH ({run.data_hint})",
-                                skip_equivalent=True)
+                                skip_equivalent=True, measure_step=suite.measure_step,
+                                memory_budget=int(suite.memory_budget_gib * 2**30) if suite.memory_budget_gib
+                                else None)
         record["suite"] = suite.name
         record["wall_time_s"] = time.perf_counter() - started
         write_json_atomic(_record_path(out, run), record)

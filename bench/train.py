@@ -22,7 +22,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import lightning as L
@@ -35,7 +35,9 @@ from reports.records import _git_commit, environment, new_run_id, write_json_ato
 from tasks import get_task
 from tasks._base import apply_overrides
 
+from .micro.memory import address_space_limit, out_of_memory
 from .protocol import ReferenceCheck, ValidationHistory, convergence, items_entry, resolve_lr
+from .step_cost import step_cost
 
 # Lightning's own pytree helper trips a torch deprecation on every fit; nothing a user can act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
@@ -121,7 +123,8 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
                    run_dir: str | Path | None = None, progress: bool = True,
                    run_id: str | None = None, callbacks: list[Callback] | None = None,
                    threads: int | None = None, concurrent_runs: int = 1, dataset: str | None = None,
-                   data_hint: str | None = None, skip_equivalent: bool = False) -> dict:
+                   data_hint: str | None = None, skip_equivalent: bool = False, measure_step: bool = False,
+                   memory_budget: int | None = None) -> dict:
     """Run one (task, variant, seed); the returned record follows ``reports.records.TRAIN_FIELDS``.
 
     A ``run_dir`` that holds ``checkpoints/last.ckpt`` from an interrupted run resumes from it.
@@ -133,6 +136,10 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
     ``dataset`` labels the record (a suite entry's name: one task on several datasets).
     ``skip_equivalent`` (the suites): a variant that provably computes ``reference`` in this task's
     model (``Task.computes_reference``) is recorded with status ``equivalent`` and its reason, untrained.
+    ``measure_step``: the record's ``step_cost`` gives the time and peak memory of one training pass of
+    the tested model (``bench.step_cost``). ``memory_budget`` (bytes, Linux): the run may map at most
+    that much more memory than the process holds when it starts; beyond it an allocation fails and
+    the run is recorded with status ``oom`` instead of waking the kernel's out-of-memory killer.
     """
     if threads is not None:
         if threads < 1:
@@ -143,7 +150,8 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
     cfg, protocol = resolve_lr(apply_overrides(task.config(config), overrides), variant, overrides)
     run_id = run_id or new_run_id(f"{task_name}-{variant}-s{seed}")
     record = {"run_id": run_id, "task": task_name, "variant": variant, "seed": seed, "config": cfg,
-              "data": data or "embedded", "dataset": dataset, "concurrent_runs": concurrent_runs}
+              "data": data or "embedded", "dataset": dataset, "concurrent_runs": concurrent_runs,
+              "seq_len": task.sequence_length(cfg)}
     path, missing = locate_data(data, data_hint)
     reasons = [missing] if missing else task.variant_reasons(variant, cfg)  # may depend on the config
     if reasons:
@@ -172,17 +180,26 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
                                              "data": data or "embedded", "config": cfg})
     resumed = last.is_file()  # then time and samples count the resumed part only
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed else None)
-        best = trainer.checkpoint_callback.best_model_path
-        # testing restores callback states from the best checkpoint
-        curve, curve_items = list(history.values), list(history.items)
-        check = ReferenceCheck(module)
-        with check.watching():
-            tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
-        examples = task.attention_examples(module, datamodule)  # the module holds the tested best weights
+        with address_space_limit(memory_budget) if memory_budget else nullcontext():
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed else None)
+            best = trainer.checkpoint_callback.best_model_path
+            # testing restores callback states from the best checkpoint
+            curve, curve_items = list(history.values), list(history.items)
+            check = ReferenceCheck(module)
+            with check.watching():
+                tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+            examples = task.attention_examples(module, datamodule)  # the module holds the tested best weights
+            cost = step_cost(module, datamodule, concurrent_runs=concurrent_runs) if measure_step else None
     except attention.NotSupportedError as err:  # a refusal the up-front checks could not foresee
         record.update(status="unsupported", reason=f"refused while running: {'; '.join(err.reasons)}",
                       **environment(str(module.device)))
+        return _finish(record, out)
+    except Exception as err:
+        if not out_of_memory(err):
+            raise
+        budget = f" (budget {memory_budget / 2**30:.3g} GiB)" if memory_budget else ""
+        record.update(status="oom", reason=f"out of memory{budget}: {str(err).splitlines()[0][:300]}",
+                      epochs=trainer.current_epoch, **environment(str(module.device)))
         return _finish(record, out)
     peak, method = _peak_memory(str(module.device), reset)
     attention_file = write_json_atomic(directory / "attention.json", examples) if examples else None
@@ -203,7 +220,7 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
         best_val=_score(trainer.checkpoint_callback.best_model_score),
         epochs=trainer.current_epoch, resumed_from_epoch=meter.start_epoch if resumed else None,
         discarded_checkpoint=discarded,
-        attention_file=str(attention_file) if attention_file else None,
+        attention_file=str(attention_file) if attention_file else None, step_cost=cost,
         **environment(str(module.device)),
     )
     return _finish(record, out)

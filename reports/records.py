@@ -67,6 +67,9 @@ TRAIN_FIELDS = (
     # approximate variant computed exactly the reference, and the test metric item by item
     "protocol", "val_history", "convergence", "equals_reference", "reference_check", "test_items",
     "diagnosis", "learning_baseline",
+    # the sequence length the task's model ran at (Task.sequence_length), and what one training pass
+    # of the tested model cost at it (bench/step_cost.py), where the suite asked for it
+    "seq_len", "step_cost",
     *ENV_FIELDS,
 )
 

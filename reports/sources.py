@@ -30,7 +30,7 @@ REQUIRED = ("task", "variant", "seed", "status")
 # Fields added to schema 1 after its first records: absent means "none recorded".
 OPTIONAL = ("attention_file", "concurrent_runs", "resumed_from_epoch", "discarded_checkpoint", "dataset",
             "protocol", "val_history", "convergence", "equals_reference", "reference_check", "test_items",
-            "diagnosis", "learning_baseline")
+            "diagnosis", "learning_baseline", "seq_len", "step_cost")
 BASELINE_KEY = "attnbench_baseline"
 
 

@@ -84,6 +84,11 @@ class Task(ABC):
         at its longest lengths; None (the default): not described, and nothing is claimed about it."""
         return None
 
+    def sequence_length(self, config: dict) -> int | None:
+        """The longest sequence the model attends over with ``config``, for tasks whose length is a
+        benchmark axis (the long-context tasks); None (the default): not one of them."""
+        return None
+
     def computes_reference(self, variant: str, config: dict) -> str | None:
         """Why ``variant`` computes exactly ``reference`` in this task's model with ``config`` (at every
         call each query sees every key with softmax weights, no dropout: ``covers_every_key``), or

@@ -34,7 +34,7 @@ from torch.utils.benchmark import Timer
 import attention
 from reports.records import attention_flops, environment, utilisation
 
-from .memory import measure_peak
+from .memory import measure_peak, out_of_memory
 
 RAW_SDPA = "torch_sdpa_raw"
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
@@ -193,14 +193,11 @@ def run_case(case: Case, *, check_max_len: int, min_run_time: float) -> dict:
         measurement = Timer("fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time)
     except attention.NotSupportedError as err:  # a refusal at run time (a RuntimeError): all its reasons
         return row | {"status": "unsupported", "reason": "; ".join(err.reasons)}
-    except (torch.OutOfMemoryError, MemoryError) as err:
-        return row | {"status": "oom", "reason": str(err).splitlines()[0][:300]}
-    except RuntimeError as err:
-        text = str(err)
-        status = "oom" if "can't allocate memory" in text or "out of memory" in text else "error"
-        return row | {"status": status, "reason": text.splitlines()[0][:300]}
     except Exception as err:  # a failing case is a row with its reason; the grid goes on
-        return row | {"status": "error", "reason": f"{type(err).__name__}: {err}".splitlines()[0][:300]}
+        if out_of_memory(err):
+            return row | {"status": "oom", "reason": str(err).splitlines()[0][:300]}
+        text = str(err) if isinstance(err, RuntimeError) else f"{type(err).__name__}: {err}"
+        return row | {"status": "error", "reason": text.splitlines()[0][:300]}
     return row | derived(case, measurement.median, measurement.iqr, len(measurement.times), peak, reserved,
                          method, how)
 

@@ -95,5 +95,13 @@ def address_space_limit(budget_bytes: int) -> Iterator[int]:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
+def out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is an allocation that failed (a CUDA or CPU allocator, or Python's own)."""
+    if isinstance(err, torch.OutOfMemoryError | MemoryError):
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+
+
 def available_bytes() -> int:
     return _proc_bytes(_MEMINFO, "MemAvailable")

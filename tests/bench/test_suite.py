@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import yaml
 from rich.console import Console
@@ -172,3 +174,29 @@ def test_the_real_suite_names_every_dataset_and_what_it_needs() -> None:
     assert all(by_entry[e].data_hint for e in ("cora", "citeseer", "pubmed", "uci-sentences"))
     assert by_entry["easy-vqa"].data == "package:easy_vqa"
     assert by_entry["pubmed"].overrides["model.out_heads"] == 8
+
+
+@pytest.mark.parametrize(("key", "value", "match"), [
+    ("measure_step", "yes", "measure_step must be true or false, got 'yes'"),
+    ("memory_budget_gib", 0, "memory_budget_gib must be a positive number of GiB, got 0"),
+    ("memory_budget_gib", True, "memory_budget_gib must be a positive number of GiB, got True"),
+])
+def test_bad_cost_settings_fail_before_training(toy, tmp_path, key, value, match) -> None:
+    path = _suite(tmp_path, toy, variants=["none"])
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), key: value}))
+    with pytest.raises(ValueError, match=match):
+        load_suite(str(path))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="memory budgets need Linux")
+def test_a_suite_hands_its_step_measurement_and_memory_budget_to_runs(toy, tmp_path, monkeypatch) -> None:
+    from bench import suite as suite_module
+
+    path = _suite(tmp_path, toy, variants=["none"])
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "measure_step": True,
+                                    "memory_budget_gib": 1.5}))
+    suite = load_suite(str(path))
+    asked = []
+    monkeypatch.setattr(suite_module, "train_and_test", lambda *a, **k: asked.append(k) or {"status": "ok"})
+    suite_module.execute_run(suite, suite.runs[0], tmp_path / "out", 1)
+    assert asked[0]["measure_step"] is True and asked[0]["memory_budget"] == 3 * 2**30 // 2

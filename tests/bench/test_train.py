@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
+import torch
 import yaml
 
 import attention
 import tasks
 from bench.cli import main
+from bench.step_cost import step_cost
 from bench.train import train_and_test
 from reports.records import TRAIN_FIELDS
 
@@ -103,3 +106,47 @@ def test_a_checkpoint_from_other_settings_is_set_aside_not_resumed(toy, tmp_path
     unknown = train_and_test("toy", "reference", config=str(toy), run_dir=str(run), progress=False,
                              overrides={"optim.lr": 0.01})
     assert "no run_spec.json" in unknown["discarded_checkpoint"] and unknown["resumed_from_epoch"] is None
+
+
+class AllocatesWhenCalled(attention.UniformAttention):
+    """Uniform attention that also touches ``BYTES`` of scratch memory on every call."""
+
+    BYTES = 64 * 2**20
+
+    def _attend(self, query, key, value, attn_mask, *, is_causal, dropout_p, scale, need_weights):
+        scratch = torch.ones(self.BYTES // 4)  # touched, so resident
+        out = super()._attend(query, key, value, attn_mask, is_causal=is_causal, dropout_p=dropout_p,
+                              scale=scale, need_weights=need_weights)
+        return out._replace(output=out.output + 0.0 * scratch[0])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="memory limits and peaks need Linux")
+def test_a_run_beyond_its_memory_budget_is_an_oom_record_not_a_crash(toy, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(AllocatesWhenCalled, "BYTES", 2 * 2**30)
+    monkeypatch.setitem(attention.REGISTRY, "uniform", AllocatesWhenCalled)
+    record = train_and_test("toy", "uniform", config=str(toy), run_dir=str(tmp_path / "run"), progress=False,
+                            memory_budget=512 * 2**20)
+    assert record["status"] == "oom", record.get("reason")
+    assert record["reason"].startswith("out of memory (budget 0.5 GiB): ") and "allocate" in record["reason"]
+    torch.ones(2**20)  # the limit was lifted
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="memory peaks need Linux")
+def test_the_step_cost_is_measured_on_the_tested_model_and_leaves_its_weights(toy, tmp_path,
+                                                                              monkeypatch) -> None:
+    monkeypatch.setitem(attention.REGISTRY, "uniform", AllocatesWhenCalled)
+    record = train_and_test("toy", "uniform", config=str(toy), run_dir=str(tmp_path / "run"), progress=False,
+                            measure_step=True)
+    cost = record["step_cost"]
+    assert record["status"] == "ok" and cost["batch"] == 32 and cost["runs"] >= 1
+    assert cost["time_median_s"] > 0 and cost["concurrent_runs"] == 1
+    # measured, not computed: pages the process already held count less
+    assert cost["peak_mem_bytes"] >= 0.9 * AllocatesWhenCalled.BYTES
+    assert train_and_test("toy", "reference", config=str(toy), progress=False)["step_cost"] is None
+
+    task = tasks.get_task("toy")
+    datamodule, module = task.build(task.config(str(toy)), "uniform", None, seed=0)
+    before = [p.detach().clone() for p in module.parameters()]
+    step_cost(module, datamodule, concurrent_runs=2, min_run_time=0.01)
+    assert all(torch.equal(a, b) and p.grad is None for a, b, p in zip(before, module.parameters(),
+                                                                       module.parameters(), strict=True))
