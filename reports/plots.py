@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # files only: never open a window, work without a display
 
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 DPI = 90
 
@@ -89,6 +90,50 @@ def scaling(title: str, series: dict[str, dict[str, tuple[list[float], list[floa
     if handles:
         fig.legend(handles, texts, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
     fig.suptitle(title, fontsize=10)
+    return png(fig)
+
+
+def by_length(title: str, ylabel: str, series: dict[str, tuple[list[float], list[float]]]) -> bytes:
+    """A metric against sequence length (log2 axis), one line per variant."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    palette = colours(list(series))
+    for variant, (lengths, values) in sorted(series.items()):
+        ax.plot(lengths, values, marker="o", markersize=3, color=palette[variant], label=variant)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("sequence length L")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
+    ax.set_title(title, fontsize=10)
+    return png(fig)
+
+
+def accuracy_cost(title: str, ylabel: str, panels: dict[int, list[tuple[str, float, float, float]]]) -> bytes:
+    """Per length, the metric against step time with marker area proportional to memory (LRA's figure
+    3); ``panels[L] = [(variant, seconds, metric, bytes), ...]``."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
+    names = sorted({point[0] for points in panels.values() for point in points})
+    palette = colours(names)
+    # one area scale for every panel, so memory reads across lengths too
+    largest = max((m for points in panels.values() for *_, m in points if math.isfinite(m)),
+                  default=1.0) or 1.0
+    for ax, (length, points) in zip(axes[0], sorted(panels.items()), strict=True):
+        for variant, seconds, metric, memory in points:
+            size = 30 + 400 * (memory / largest if math.isfinite(memory) else 0.0)
+            ax.scatter(seconds, metric, s=size, color=palette[variant], alpha=0.7, edgecolor="black",
+                       linewidth=0.5, label=variant, zorder=3)
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log range collide
+        ax.set_xlabel("training step time s (log)")
+        ax.set_title(f"L = {length}", fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel(ylabel)
+    handles = {text: handle for ax in axes[0] for handle, text in zip(*ax.get_legend_handles_labels(),
+                                                                       strict=True)}
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(1.0, 0.5),
+                   fontsize=7, markerscale=0.5)
+    fig.suptitle(title + " (marker area: peak memory of the step)", fontsize=10)
     return png(fig)
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from .attention_section import attention_blocks
 from .document import IMAGE_DIR, Block, Bullets, Document, Figure, Heading, Table, Text, to_html, to_markdown
+from .long_section import long_blocks
 from .micro_section import micro_blocks
 from .records import ENV_FIELDS
 from .runs import runs_frame
@@ -58,7 +59,7 @@ def build_document(found: Collection) -> Document:
     runs, superseded = runs_frame(found.runs)
     doc = Document(TITLE)
     doc.add(*_summary_blocks(found, runs, superseded))
-    doc.add(*task_blocks(runs), *pareto_blocks(runs), *micro_blocks(found.micro))
+    doc.add(*task_blocks(runs), *long_blocks(runs), *pareto_blocks(runs), *micro_blocks(found.micro))
     doc.add(*capability_blocks(runs, found.missing), *attention_blocks(runs))
     doc.add(*sweep_blocks(found.trials, found.journals), *_partial_blocks(found, runs))
     doc.add(*_environment_blocks(found))

@@ -28,9 +28,11 @@ LATENCY_FIELD = "inference_latency_s"  # read when runs record it (see the repor
 RUN_COLUMNS = ("task", "data", "variant", "seed", "status", "reason", "cfg", "params", "train_time_s",
                "samples_per_s", "peak_mem_bytes", "mem_method", "monitor", LATENCY_FIELD, "attention_file",
                "concurrent_runs", "env_device", "env_timestamp", "_source", "_file", "equals_reference",
-               "diagnosis", "learning_baseline")
-# Read from the record's protocol fields (bench/protocol.py); absent in older records.
-PROTOCOL_COLUMNS = ("lr", "lr_source", "train_steps", "converged", "items")
+               "diagnosis", "learning_baseline", "seq_len")
+# Read from the record's protocol fields (bench/protocol.py) and its step cost (bench/step_cost.py);
+# absent in older records.
+PROTOCOL_COLUMNS = ("lr", "lr_source", "train_steps", "converged", "items", "step_time_s", "step_mem_bytes",
+                    "step_shared")
 
 
 def metric_direction(name: str) -> str:
@@ -58,6 +60,9 @@ def runs_frame(runs: list[dict]) -> tuple[pd.DataFrame, int]:
                    train_steps=protocol.get("train_steps"),
                    converged=(record.get("convergence") or {}).get("converged"),
                    items=Items.from_record(record.get("test_items")))
+        cost = record.get("step_cost") or {}
+        row.update(step_time_s=cost.get("time_median_s"), step_mem_bytes=cost.get("peak_mem_bytes"),
+                   step_shared=cost.get("concurrent_runs"))
         rows.append(row)
     frame = pd.DataFrame(rows, columns=[*RUN_COLUMNS, *PROTOCOL_COLUMNS]) if not rows else pd.DataFrame(rows)
     if frame.empty:
