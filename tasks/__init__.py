@@ -15,6 +15,8 @@ TASK_MODULES: dict[str, str] = {
     "sentiment": "tasks.sentiment",
     "vqa": "tasks.vqa",
     "captioning": "tasks.captioning",
+    "listops": "tasks.listops",
+    "recall": "tasks.recall",
 }
 
 

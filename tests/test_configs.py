@@ -49,9 +49,12 @@ TINY_DATA = {  # data sizes only: the model sections stay as shipped
     "captioning": {"n_train": 24, "n_val": 8, "n_test": 8, "batch_size": 8, "eval_batch_size": 8},
     "vqa": {"n_train": 24, "n_val": 8, "n_test": 8, "batch_size": 8, "eval_batch_size": 8},
     "graph": {"num_nodes": 60, "num_val": 10, "num_test": 10, "train_per_class": 2},
+    "listops": {"n_train": 24, "n_val": 8, "n_test": 8, "batch_size": 8, "eval_batch_size": 8,
+                "min_length": 10, "max_length": 60},  # the full preset's 2,000 tokens: minutes a step
+    "recall": {"n_train": 24, "n_val": 8, "n_test": 8, "batch_size": 8, "eval_batch_size": 8},
 }
 VARIANT = {"translation": "reference", "sentiment": "reference", "captioning": "reference",
-           "vqa": "reference", "graph": "gat"}
+           "vqa": "reference", "graph": "gat", "listops": "reference", "recall": "reference"}
 
 
 @pytest.mark.parametrize("preset", ["quick", "full"])

@@ -7,7 +7,7 @@ import pytest
 
 from bench.train import train_and_test
 
-DENSE_TASKS = ("translation", "sentiment", "captioning", "vqa")
+DENSE_TASKS = ("translation", "sentiment", "captioning", "vqa", "listops", "recall")
 
 
 @pytest.mark.parametrize("task", DENSE_TASKS)
@@ -39,6 +39,10 @@ EQUIVALENCE = [
     ("translation", "sparse", {}, False),  # the task does not describe its calls: nothing claimed
     ("captioning", "reference", {}, False),
     ("captioning", "none", {}, False),
+    ("recall", "local", {}, False),  # window 16 over 64 tokens
+    ("recall", "local", {"model.variant_kwargs": {"local": {"mode": "sliding", "window": 63}}}, True),
+    ("listops", "sparse", {}, False),  # window 8 over up to 121 tokens, every one a query
+    ("listops", "local", {"model.variant_kwargs": {"local": {"mode": "sliding", "window": 120}}}, True),
 ]
 
 
