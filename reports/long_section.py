@@ -55,7 +55,8 @@ def _task_blocks(task: str, group: pd.DataFrame, lengths: list[int]) -> list[Blo
     name = headline.removeprefix("metric:")
     best = {L: max((c["metric"] for (v, x), c in cells.items() if x == L and v not in UNFOCUSED
                     and math.isfinite(c["metric"])), default=math.nan) for L in lengths}
-    rows = [[v, *(_metric_text(cells[v, L], best[L]) for L in lengths)] for v in variants]
+    rows = [[v, *(_metric_text(cells[v, L], math.nan if v in UNFOCUSED else best[L]) for L in lengths)]
+            for v in variants]
     blocks += [Text(f"{name} (mean over seeds; bold: the best attention variant at that length):"),
                Table(["variant", *(f"L={L}" for L in lengths)], rows)]
     costs = [[v, *(_cost_text(cells[v, L]) for L in lengths)] for v in variants]
