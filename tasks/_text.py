@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
+import lightning as L
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIALS = (PAD, UNK, BOS, EOS)
@@ -144,6 +146,36 @@ class LengthBatchSampler(torch.utils.data.Sampler):
             chunk = sorted(order[start:start + span], key=self.lengths.__getitem__)
             batches += [chunk[i:i + size] for i in range(0, len(chunk), size)]
         yield from (batches[i] for i in torch.randperm(len(batches), generator=gen).tolist())
+
+
+class BucketedTextData(L.LightningDataModule):
+    """The loaders every variable-length text task shares: training batches of similar lengths
+    (``LengthBatchSampler``, reshuffled each epoch from the run's seed) and evaluation in order.
+
+    A subclass sets ``collate`` (its batch function), fills ``self.sets`` ({train, val, test}
+    datasets) and calls ``set_loading(batch_size, eval_batch_size, seed)``; ``train_lengths`` gives
+    each training example's length (default: ``len`` of the training set's ``ids``).
+    """
+
+    collate: ClassVar[Callable[[list], dict]]
+    sets: dict
+
+    def set_loading(self, batch_size: int, eval_batch_size: int, seed: int) -> None:
+        self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
+
+    def train_lengths(self) -> list[int]:
+        return [len(ids) for ids in self.sets["train"].ids]
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = LengthBatchSampler(self.train_lengths(), batch_size=self.batch_size, shuffle=True,
+                                     seed=self.seed)
+        return DataLoader(self.sets["train"], batch_sampler=sampler, collate_fn=type(self).collate)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.sets["val"], batch_size=self.eval_batch_size, collate_fn=type(self).collate)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.sets["test"], batch_size=self.eval_batch_size, collate_fn=type(self).collate)
 
 
 class AttentionUse(NamedTuple):

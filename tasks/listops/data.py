@@ -21,12 +21,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader
 
 from tasks._cache import cached_json
-from tasks._text import BOS_ID, SPECIALS, LengthBatchSampler, Vocab, pad, read_lines
+from tasks._text import BOS_ID, SPECIALS, BucketedTextData, Vocab, pad, read_lines
 
 from .synthetic import NUM_CLASSES, SPEC_KEYS, TOKENS, ListOpsSpec, cache_params, generate_listops
 
@@ -114,8 +112,10 @@ def collate(items: list[tuple[torch.Tensor, int]]) -> dict:
     return {"ids": pad(ids), "label": torch.tensor(labels)}  # (B, L), (B,)
 
 
-class ListOpsData(L.LightningDataModule):
+class ListOpsData(BucketedTextData):
     """Splits and loaders over the fixed vocabulary; loads eagerly so bad data raises here."""
+
+    collate = staticmethod(collate)
 
     def __init__(self, *, rows: dict[str, Rows], batch_size: int, eval_batch_size: int, seed: int) -> None:
         super().__init__()
@@ -125,19 +125,7 @@ class ListOpsData(L.LightningDataModule):
         self.vocab = VOCAB
         self.sets = {split: ExpressionDataset(rows[split]) for split in SPLITS}
         self.max_len = max(len(ids) for s in SPLITS for ids in self.sets[s].ids)  # [CLS] included
-        self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
-
-    def train_dataloader(self) -> DataLoader:
-        train = self.sets["train"]
-        sampler = LengthBatchSampler([len(i) for i in train.ids], batch_size=self.batch_size, shuffle=True,
-                                     seed=self.seed)
-        return DataLoader(train, batch_sampler=sampler, collate_fn=collate)
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.sets["val"], batch_size=self.eval_batch_size, collate_fn=collate)
-
-    def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.sets["test"], batch_size=self.eval_batch_size, collate_fn=collate)
+        self.set_loading(batch_size, eval_batch_size, seed)
 
 
 def build_data(cfg: dict, data: str | None, seed: int) -> ListOpsData:

@@ -18,12 +18,10 @@ import csv
 import random
 from pathlib import Path
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader
 
 from tasks._cache import cached_json
-from tasks._text import BOS_ID, LengthBatchSampler, Vocab, pad, read_lines, tokenize
+from tasks._text import BOS_ID, BucketedTextData, Vocab, pad, read_lines, tokenize
 
 from .synthetic import SPEC_KEYS, ReviewSpec, cache_params, generate_reviews
 
@@ -131,8 +129,10 @@ def collate(items: list[tuple[list[int], int]]) -> dict:
     return {"ids": pad(ids), "label": torch.tensor(labels)}
 
 
-class SentimentData(L.LightningDataModule):
+class SentimentData(BucketedTextData):
     """Splits, vocabulary (training split only) and loaders; loads eagerly so bad data raises here."""
+
+    collate = staticmethod(collate)
 
     def __init__(self, *, rows: dict[str, Rows], batch_size: int, eval_batch_size: int, min_freq: int,
                  max_vocab: int | None, max_tokens: int, cls_token: bool, seed: int) -> None:
@@ -149,19 +149,7 @@ class SentimentData(L.LightningDataModule):
         self.vocab = Vocab.build(train_tokens, min_freq=min_freq, max_size=max_vocab)
         self.sets = {s: TokenDataset(rows[s], self.vocab, max_tokens, cls_token) for s in SPLITS}
         self.max_len = max(len(ids) for s in SPLITS for ids in self.sets[s].ids)
-        self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
-
-    def train_dataloader(self) -> DataLoader:
-        train = self.sets["train"]
-        sampler = LengthBatchSampler([len(i) for i in train.ids], batch_size=self.batch_size, shuffle=True,
-                                     seed=self.seed)
-        return DataLoader(train, batch_sampler=sampler, collate_fn=collate)
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.sets["val"], batch_size=self.eval_batch_size, collate_fn=collate)
-
-    def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.sets["test"], batch_size=self.eval_batch_size, collate_fn=collate)
+        self.set_loading(batch_size, eval_batch_size, seed)
 
 
 def build_data(cfg: dict, data: str | None, seed: int, *, cls_token: bool) -> SentimentData:

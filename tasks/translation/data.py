@@ -13,12 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader
 
 from tasks._cache import cached_json
-from tasks._text import BOS_ID, EOS_ID, LengthBatchSampler, Vocab, detokenize, pad, read_lines
+from tasks._text import BOS_ID, EOS_ID, BucketedTextData, Vocab, detokenize, pad, read_lines
 from tasks._text import tokenize as word_tokenize
 
 from .synthetic import PairSpec, cache_params, generate_pairs
@@ -81,9 +79,11 @@ def collate(items: list[tuple[list[int], list[int], str]]) -> dict:
             "src_len": torch.tensor([len(s) for s in src])}
 
 
-class TranslationData(L.LightningDataModule):
+class TranslationData(BucketedTextData):
     """Splits, vocabularies (training split only) and loaders. Loads eagerly: bad data raises here,
     before training starts."""
+
+    collate = staticmethod(collate)
 
     def __init__(self, *, pairs: Pairs, batch_size: int, eval_batch_size: int, min_freq: int,
                  max_vocab: int | None, seed: int) -> None:
@@ -97,21 +97,12 @@ class TranslationData(L.LightningDataModule):
         # batches of similar lengths decode faster.
         ordered = {s: p if s == "train" else sorted(p, key=lambda st: len(st[0])) for s, p in pairs.items()}
         self.sets = {s: ParallelDataset(ordered[s], self.src_vocab, self.tgt_vocab) for s in SPLITS}
-        self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
+        self.set_loading(batch_size, eval_batch_size, seed)
         self.max_src_len = max(len(s) for split in SPLITS for s in self.sets[split].src)
         self.max_tgt_len = max(len(t) for split in SPLITS for t in self.sets[split].tgt) + 1
 
-    def train_dataloader(self) -> DataLoader:
-        train = self.sets["train"]
-        sampler = LengthBatchSampler([len(s) for s in train.src], batch_size=self.batch_size, shuffle=True,
-                                     seed=self.seed)
-        return DataLoader(train, batch_sampler=sampler, collate_fn=collate)
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.sets["val"], batch_size=self.eval_batch_size, collate_fn=collate)
-
-    def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.sets["test"], batch_size=self.eval_batch_size, collate_fn=collate)
+    def train_lengths(self) -> list[int]:
+        return [len(s) for s in self.sets["train"].src]
 
 
 def build_data(cfg: dict, data: str | None, seed: int) -> TranslationData:
