@@ -66,17 +66,29 @@ def _ffn(dim: int, ff_dim: int, dropout: float) -> nn.Sequential:
 
 
 class EncoderBlock(nn.Module):
-    def __init__(self, dim: int, heads: int, ff_dim: int, dropout: float, attn: dict) -> None:
+    """Self-attention and FFN; ``causal``: each position attends to itself and earlier ones only (a
+    decoder-only block, as the recall task's)."""
+
+    def __init__(self, dim: int, heads: int, ff_dim: int, dropout: float, attn: dict, causal: bool = False
+                 ) -> None:
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.attn = _mha(dim, heads, **attn)
         self.ffn = _ffn(dim, ff_dim, dropout)
         self.drop = nn.Dropout(dropout)
+        self.causal = causal
 
-    def forward(self, x: Tensor, blocked: Tensor) -> Tensor:
+    def forward(self, x: Tensor, blocked: Tensor | None = None) -> Tensor:
+        return self.attend(x, blocked)[0]
+
+    def attend(self, x: Tensor, blocked: Tensor | None = None, need_weights: bool = False
+               ) -> tuple[Tensor, Tensor | None]:
+        """The block's output and, when asked, its attention weights (averaged over heads)."""
         h = self.norm1(x)
-        x = x + self.drop(self.attn(h, h, h, key_padding_mask=blocked)[0])
-        return x + self.drop(self.ffn(self.norm2(x)))
+        out, weights = self.attn(h, h, h, key_padding_mask=blocked, is_causal=self.causal,
+                                 need_weights=need_weights)
+        x = x + self.drop(out)
+        return x + self.drop(self.ffn(self.norm2(x))), weights
 
 
 class DecoderBlock(nn.Module):

@@ -27,25 +27,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from tasks._layers import Embed, _ffn, _mha
+from tasks._layers import Embed, EncoderBlock
 from tasks._text import PAD_ID
-
-
-class CausalBlock(nn.Module):
-    """Pre-LN causal self-attention + FFN (``tasks._layers.EncoderBlock`` with a causal mask)."""
-
-    def __init__(self, dim: int, heads: int, ff_dim: int, dropout: float, attn: dict) -> None:
-        super().__init__()
-        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn = _mha(dim, heads, **attn)
-        self.ffn = _ffn(dim, ff_dim, dropout)
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
-        h = self.norm1(x)
-        out, weights = self.attn(h, h, h, is_causal=True, need_weights=need_weights)
-        x = x + self.drop(out)
-        return x + self.drop(self.ffn(self.norm2(x))), weights
 
 
 class RecallDecoder(nn.Module):
@@ -55,7 +38,8 @@ class RecallDecoder(nn.Module):
         attn = {"variant": variant, "kwargs": variant_kwargs, "attn_dropout": attn_dropout,
                 "max_len": max_len}
         self.embed = Embed(vocab, dim, dropout)
-        self.blocks = nn.ModuleList(CausalBlock(dim, heads, ff_dim, dropout, attn) for _ in range(layers))
+        self.blocks = nn.ModuleList(EncoderBlock(dim, heads, ff_dim, dropout, attn, causal=True)
+                                    for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, vocab)
 
@@ -64,7 +48,7 @@ class RecallDecoder(nn.Module):
         x = self.embed(ids)  # (B, L, d)
         weights = None
         for i, block in enumerate(self.blocks):
-            x, weights = block(x, need_weights and i == len(self.blocks) - 1)
+            x, weights = block.attend(x, need_weights=need_weights and i == len(self.blocks) - 1)
         return self.head(self.norm(x)), weights
 
 
