@@ -244,6 +244,27 @@ def findings(stats: list[VariantStats], headline: str, learning_baseline: str) -
             Bullets(lines)]
 
 
+SATURATION = 0.97  # a score at or above this share of the metric's maximum leaves no room to differ
+
+
+def saturation(stats: list[VariantStats], headline: str) -> list[Block]:
+    """A line naming the variants at or above ``SATURATION`` of the headline's maximum, where the
+    maximum is known: per-item scores in [0, 1] averaged (accuracy-like items), times their scale."""
+    tops = []
+    for s in fold_equivalents(stats)[0]:
+        items = next(iter(s.items.values()), None)
+        if items is None or items.kind != "mean" or headline not in s.intervals:
+            continue
+        if items.values.min() < 0 or items.values.max() > 1:
+            continue
+        if s.intervals[headline].mean >= SATURATION * items.scale:
+            tops.append(f"`{s.label}` ({s.intervals[headline].mean:.4g} of {items.scale:g})")
+    if not tops:
+        return []
+    return [Text(f"**Saturated**: {', '.join(tops)} score at least {SATURATION:.0%} of the metric's maximum, "
+                 "so this task cannot rank them: their differences say little about the attention.")]
+
+
 def _collapsed(stats: VariantStats, best: VariantStats | None, headline: str, better_is: str) -> bool:
     if better_is != "max" or best is None or best is stats or headline not in stats.intervals:
         return False
@@ -343,6 +364,7 @@ def task_blocks(frame: pd.DataFrame) -> list[Block]:
         blocks.append(protocol_text(stats, headline, (learning_baseline,), skipped))
         blocks.append(results_table(stats, headline, ok[LATENCY_FIELD].notna().any(), skipped))
         blocks += findings(stats, headline, learning_baseline)
+        blocks += saturation(stats, headline)
         blocks += robustness_blocks(fold_equivalents(stats)[0])
         shared = pd.to_numeric(ok["concurrent_runs"], errors="coerce").max()
         if shared > 1:

@@ -277,3 +277,18 @@ def test_one_seed_differences_below_the_reference_sdpa_gap_are_run_noise() -> No
     records[2] = sdpa_record
     text = to_markdown(Document("t", task_blocks(runs_frame(records)[0])))
     assert "they trained at different rates (`reference` at 0.01 and `sdpa` at 0.003" in text
+
+
+def test_variants_at_the_top_of_the_metric_are_named_saturated() -> None:
+    rng = random.Random(9)
+    base = [1.0 if rng.random() < 0.3 else 0.0 for _ in range(500)]
+    records = [_record("none", base), _record("reference", [1.0] * 500),
+               _record("sdpa", [1.0] * 499 + [0.0]), _record("linear", [1.0 if rng.random() < 0.9 else 0.0
+                                                                          for _ in range(500)])]
+    text = to_markdown(Document("t", task_blocks(runs_frame(records)[0])))
+    line = next(line for line in text.splitlines() if line.startswith("**Saturated**"))
+    assert "`reference` (1 of 1)" in line and "`sdpa` (0.998 of 1)" in line
+    assert "linear" not in line and "none" not in line
+    linear = [1.0 if rng.random() < 0.9 else 0.0 for _ in range(500)]
+    records = [_record("none", base), _record("linear", linear)]
+    assert "Saturated" not in to_markdown(Document("t", task_blocks(runs_frame(records)[0])))
