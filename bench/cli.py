@@ -236,17 +236,57 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from reports.calibration import CalibrationError, load
     from reports.report import write_report
 
     console = Console()
     if _refuse("report", _path_problem("--out", args.out, "folder")):
         return 2
-    files = write_report(args.records, args.out)
+    try:
+        calibration = load(args.calibration) if args.calibration else None
+    except CalibrationError as err:
+        _error("report", f"--calibration: {err}")
+        return 2
+    files = write_report(args.records, args.out, calibration)
     console.print(f"report written: {files.markdown} and {files.html} ({files.figures} figures)",
                   highlight=False)
     for problem in files.problems:
         _error("report", problem)
     return 2 if files.problems else 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    import yaml
+
+    from reports.calibration import document
+    from reports.sources import collect
+
+    if _refuse("calibrate", _path_problem("--out", args.out, "file")):
+        return 2
+    found = collect(args.records)
+    for problem in found.problems:
+        _error("calibrate", problem)
+    suite = ["--suite", args.suite] if args.suite else []
+    command = " ".join(["attnbench calibrate", *args.records, *suite])
+    content = document(found.runs, args.suite, command)
+    if found.problems or not content["entries"]:
+        _error("calibrate", "nothing written: fix the inputs above" if found.problems else
+               "no variant has 2 or more seeds of successful runs in the inputs; nothing written")
+        return 2
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    header = ("# Seed noise per task, data, variant and configuration (reports/calibration.py), written by\n"
+              f"#   {command}\n")
+    out.write_text(header + yaml.safe_dump(content, sort_keys=False, width=110, default_flow_style=None))
+    rows = {}
+    for entry in content["entries"]:
+        rows.setdefault((entry["task"], entry["data"], entry["metric"]), []).append(
+            f"{entry['variant']} {entry['sd']:.3g}")
+    for (task, data, metric), cells in rows.items():
+        print(f"{task} ({data}, {metric} sd over seeds): " + ", ".join(cells))
+    print(f"{out}: {len(content['entries'])} entries from seeds "
+          + ", ".join(map(str, content["provenance"]["seeds"])))
+    return 0
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -301,7 +341,19 @@ def _add_report_commands(sub) -> None:
     report = sub.add_parser("report", help="Markdown + HTML report from records (files or folders)")
     report.add_argument("records", nargs="+", help="micro CSV files, JSON records, suite/sweep folders")
     report.add_argument("-o", "--out", default="results/report", help="output folder (default %(default)s)")
+    report.add_argument("--calibration", action="append", metavar="FILE",
+                        help="seed-noise calibration file(s) for one-seed tests, instead of the shipped "
+                             "configs/calibration/*.yaml (attnbench calibrate writes them); repeatable")
     report.set_defaults(func=_cmd_report)
+    calibrate = sub.add_parser("calibrate", help="per-variant seed noise from multi-seed records, for the "
+                                                 "report's one-seed tests")
+    calibrate.add_argument("records", nargs="+",
+                           help="suite folders or JSON records with 2+ seeds per variant")
+    calibrate.add_argument("-o", "--out", default="results/calibration.yaml",
+                           help="calibration file to write (default %(default)s; the report reads the "
+                                "shipped ones from configs/calibration/)")
+    calibrate.add_argument("--suite", help="the suite the records come from, for the provenance")
+    calibrate.set_defaults(func=_cmd_calibrate)
     check = sub.add_parser("check", help="regression gate: compare records with a baseline (exit 0/1/2)")
     check.add_argument("records", nargs="*", help="micro CSV files, JSON records, suite folders")
     check.add_argument("--baseline", required=True, help="baseline JSON (attnbench baseline)")

@@ -122,6 +122,7 @@ class PairedResult:
     p_two_sided: float
     n: int
     resamples: int
+    se: float = 0.0  # standard deviation of the resampled differences: the standard error of diff
 
 
 def paired_bootstrap(a: Items, b: Items, *, resamples: int = RESAMPLES, level: float = LEVEL,
@@ -141,7 +142,8 @@ def paired_bootstrap(a: Items, b: Items, *, resamples: int = RESAMPLES, level: f
     else:
         extreme = np.abs(deltas - deltas.mean()) >= abs(diff) - 1e-12 * max(1.0, abs(diff))
         p = (1.0 + float(extreme.sum())) / (resamples + 1.0)
-    return PairedResult(diff, float(low), float(high), min(1.0, p), a.n, resamples)
+    se = float(deltas.std(ddof=1)) if resamples > 1 else 0.0
+    return PairedResult(diff, float(low), float(high), min(1.0, p), a.n, resamples, se)
 
 
 def same_items(a: Items | None, b: Items | None) -> bool:

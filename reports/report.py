@@ -9,6 +9,7 @@ written for what could be read, and inputs that could not be read are listed at 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from .attention_section import attention_blocks
+from .calibration import Key, SeedNoise
 from .document import IMAGE_DIR, Block, Bullets, Document, Figure, Heading, Table, Text, to_html, to_markdown
 from .long_section import long_blocks
 from .micro_section import micro_blocks
@@ -36,10 +38,12 @@ class ReportFiles:
     problems: list[str]
 
 
-def write_report(inputs: list[str | os.PathLike], out: str | os.PathLike) -> ReportFiles:
-    """Read ``inputs``, build the report, write it under ``out``; problems are listed, never raised."""
+def write_report(inputs: list[str | os.PathLike], out: str | os.PathLike,
+                 calibration: Mapping[Key, SeedNoise] | None = None) -> ReportFiles:
+    """Read ``inputs``, build the report, write it under ``out``; problems are listed, never raised.
+    ``calibration``: the seed noise of one-seed tests (default: the shipped calibration files)."""
     found = collect(list(inputs))
-    doc = build_document(found)
+    doc = build_document(found, calibration)
     out = Path(out)
     images = out / IMAGE_DIR
     images.mkdir(parents=True, exist_ok=True)
@@ -55,8 +59,8 @@ def write_report(inputs: list[str | os.PathLike], out: str | os.PathLike) -> Rep
     return ReportFiles(markdown, page, len(doc.figures), found.problems)
 
 
-def build_document(found: Collection) -> Document:
-    runs, superseded = runs_frame(found.runs)
+def build_document(found: Collection, calibration: Mapping[Key, SeedNoise] | None = None) -> Document:
+    runs, superseded = runs_frame(found.runs, calibration)
     doc = Document(TITLE)
     doc.add(*_summary_blocks(found, runs, superseded))
     doc.add(*task_blocks(runs), *long_blocks(runs), *pareto_blocks(runs), *micro_blocks(found.micro))

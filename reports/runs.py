@@ -15,10 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
 
+from .calibration import Key, SeedNoise, shipped
 from .paired import Items, PairedResult, paired_bootstrap, same_items
 from .stats import Interval, WelchResult, mean_interval, welch_test
 
@@ -32,7 +34,7 @@ RUN_COLUMNS = ("task", "data", "variant", "seed", "status", "reason", "cfg", "pa
 # Read from the record's protocol fields (bench/protocol.py) and its step cost (bench/step_cost.py);
 # absent in older records.
 PROTOCOL_COLUMNS = ("lr", "lr_source", "train_steps", "converged", "items", "step_time_s", "step_mem_bytes",
-                    "step_shared")
+                    "step_shared", "seed_noise")
 
 
 def metric_direction(name: str) -> str:
@@ -45,9 +47,13 @@ def config_tag(config: object) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:6]
 
 
-def runs_frame(runs: list[dict]) -> tuple[pd.DataFrame, int]:
+def runs_frame(runs: list[dict], calibration: Mapping[Key, SeedNoise] | None = None
+               ) -> tuple[pd.DataFrame, int]:
     """One row per run, metrics as ``metric:<name>`` columns, the newest record per seed; and how many
-    older records were superseded."""
+    older records were superseded. ``seed_noise``: the calibrated seed noise of the run's headline
+    metric for its task, data, variant and configuration (``reports.calibration``; default: the
+    shipped calibration files), None where there is none."""
+    noise = shipped() if calibration is None else calibration
     rows = []
     for record in runs:
         row = {key: record.get(key) for key in RUN_COLUMNS if key != "cfg"}
@@ -60,6 +66,9 @@ def runs_frame(runs: list[dict]) -> tuple[pd.DataFrame, int]:
                    train_steps=protocol.get("train_steps"),
                    converged=(record.get("convergence") or {}).get("converged"),
                    items=Items.from_record(record.get("test_items")))
+        metric = "test/" + str(record.get("monitor") or "").split("/", 1)[-1]
+        key = (str(row["task"]), row["data"], str(row["variant"]), row["cfg"], metric)
+        row["seed_noise"] = noise.get(key)
         cost = record.get("step_cost") or {}
         row.update(step_time_s=cost.get("time_median_s"), step_mem_bytes=cost.get("peak_mem_bytes"),
                    step_shared=cost.get("concurrent_runs"))
@@ -115,6 +124,7 @@ class VariantStats:
     lr_source: str = ""
     steps: float = math.nan
     diagnosis: str = ""  # the task's measured reason why this variant does not learn (see Task.diagnoses)
+    seed_noise: SeedNoise | None = None  # calibrated seed-to-seed sd of the headline (reports.calibration)
 
 
 def _mean(series: pd.Series) -> float:
@@ -155,7 +165,8 @@ def _protocol(group: pd.DataFrame) -> dict:
             "equals_reference": bool(len(equal)) and all(v is True for v in equal),
             "lr": lrs, "lr_source": "; ".join(sources),
             "steps": _mean(group["train_steps"]) if "train_steps" in group else math.nan,
-            "diagnosis": next((str(d) for d in group.get("diagnosis", []) if isinstance(d, str) and d), "")}
+            "diagnosis": next((str(d) for d in group.get("diagnosis", []) if isinstance(d, str) and d), ""),
+            "seed_noise": next((n for n in group.get("seed_noise", []) if isinstance(n, SeedNoise)), None)}
 
 
 def baseline_of(stats: list[VariantStats]) -> VariantStats | None:

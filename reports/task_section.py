@@ -4,28 +4,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import pandas as pd
 
 from . import plots
 from .document import Block, Bullets, Figure, Heading, Table, Text
 from .paired import bootstrap_interval
-from .robustness import REPLICATES, robustness_blocks
+from .robustness import robustness_blocks
 from .runs import (
     BASELINE_VARIANT,
     LATENCY_FIELD,
     VariantStats,
     baseline_of,
-    compare,
     headline_metric,
     metric_direction,
-    paired,
     variant_stats,
 )
 from .stats import pareto_front
+from .verdicts import ALPHA, REPLICATES, Difference, difference, run_noise  # noqa: F401 (re-exported)
 
-ALPHA = 0.05  # two-sided significance level of the differences from the baseline
 BUDGET_SPREAD = 0.10  # the protocol's parameter budget: within +-10% of the median attention variant
 
 
@@ -62,64 +59,6 @@ def _best(stats: list[VariantStats], metric: str) -> str | None:
         return None
     sign = 1.0 if metric_direction(metric) == "max" else -1.0
     return max(scored, key=lambda s: sign * s.intervals[metric].mean).label
-
-
-@dataclass(frozen=True)
-class Difference:
-    """a - b on one metric: from Welch's test over seeds, or a paired bootstrap on one seed's items.
-
-    A paired bootstrap sees only the sampling noise of the test items, not the noise of training
-    itself; ``floor`` (the one-seed run-noise estimate, ``run_noise``) is the smallest difference it
-    may call significant.
-    """
-
-    diff: float
-    p: float
-    method: str
-    low: float | None = None
-    high: float | None = None
-    floor: float = 0.0
-
-    @property
-    def within_run_noise(self) -> bool:
-        return self.p < ALPHA and abs(self.diff) <= self.floor
-
-    @property
-    def significant(self) -> bool:
-        return self.p < ALPHA and not self.within_run_noise
-
-    def text(self) -> str:
-        interval = f" [{self.low:+.3f}, {self.high:+.3f}]" if self.low is not None else ""
-        verdict = ("significant" if self.significant else
-                   f"within run-to-run noise: size ≤ {self.floor:.3f}" if self.within_run_noise else
-                   "not significant")
-        return f"{self.diff:+.3f}{interval}, p={self.p:.2g} ({self.method}; {verdict})"
-
-
-def run_noise(stats: list[VariantStats], headline: str) -> tuple[float, int] | None:
-    """|reference - sdpa| on the headline metric at their lowest shared seed, and that seed: the two
-    compute the same function, so what separates them is run-to-run noise (rounding differences that
-    training amplifies), which a paired bootstrap over test items does not see. None without both."""
-    pair = [next((s for s in stats if s.variant == name), None) for name in REPLICATES]
-    if None in pair:
-        return None
-    found = paired(*pair)
-    return None if found is None else (abs(found[1].diff), found[0])
-
-
-def difference(stats: VariantStats, other: VariantStats, metric: str, headline: str,
-               floor: float = 0.0) -> Difference | None:
-    """Welch's test when both have two seeds or more, else (headline only) the paired bootstrap, whose
-    significance needs a difference above ``floor`` (the run noise)."""
-    welch = compare(stats, other, metric)
-    if welch is not None:
-        return Difference(welch.diff, welch.p_two_sided, f"Welch, {stats.n} vs {other.n} seeds")
-    found = paired(stats, other) if metric == headline else None
-    if found is None:
-        return None
-    seed, result = found
-    return Difference(result.diff, result.p_two_sided, f"paired bootstrap, seed {seed}, {result.n} items",
-                      result.low, result.high, floor)
 
 
 def _marks(stats: VariantStats, baseline: VariantStats | None, metric: str, headline: str,
@@ -311,9 +250,18 @@ def protocol_text(stats: list[VariantStats], headline: str = "", baselines: tupl
     if unconverged:
         parts.append("not converged (validation still improving significantly over the last 20% of epochs): "
                      + ", ".join(unconverged))
+    calibrated = [s for s in stats if s.seed_noise is not None]
+    if calibrated:
+        sources = sorted({s.seed_noise.source for s in calibrated})
+        sds = ", ".join(f"{s.label} {s.seed_noise.sd:.3g}" for s in calibrated)
+        parts.append(f"seed noise calibrated for {len(calibrated)} of {len(stats)} variants "
+                     f"({'; '.join(sources)}): "
+                     "a one-seed difference is tested against the test items' bootstrap error and both "
+                     f"variants' seed-to-seed sd (t-test, Welch-Satterthwaite df); sd: {sds}")
     noise = run_noise(stats, headline) if headline else None
-    if noise:
-        parts.append(f"run-to-run noise: `reference` and `sdpa` compute the same function and differ here "
+    if noise and len(calibrated) < len(stats):
+        parts.append(f"run-to-run noise{' for the uncalibrated variants' if calibrated else ''}: "
+                     f"`reference` and `sdpa` compute the same function and differ here "
                      f"by {noise[0]:.3f} (seed {noise[1]}), so a one-seed difference must exceed that to "
                      "count as significant (the paired bootstrap over test items does not see training "
                      "noise; two or more seeds per variant give Welch's test instead)"
@@ -336,8 +284,10 @@ def task_blocks(frame: pd.DataFrame) -> list[Block]:
         "over seeds; with one seed, the headline metric's 95% bootstrap interval over the test items "
         "[low, high] (other metrics: n=1, no interval). ★ best mean; ▲/▼ significantly better/worse "
         f"than the task's baseline `{BASELINE_VARIANT}` (two-sided, p < {ALPHA}): Welch's t-test over "
-        "seeds when both have two or more, else a paired bootstrap over the same test items (Koehn 2004; "
-        "1,000 resamples; the difference with its 95% interval). `vs best` compares with the best "
+        "seeds when both have two or more; with one seed, a paired bootstrap over the same test items "
+        "(Koehn 2004; 1,000 resamples; the difference with its 95% interval), its error combined with "
+        "both variants' calibrated seed-to-seed noise where the protocol line lists it (`attnbench "
+        "calibrate`), else required to exceed the |reference - sdpa| gap. `vs best` compares with the best "
         "variant the same way: not significant means within noise of the best. `lr` is the learning "
         "rate each variant trained with; `converged` no: its validation metric still improved over "
         "the last 20% of epochs by more than 1%, and significantly on the validation items (paired "
