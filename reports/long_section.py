@@ -60,14 +60,17 @@ def _task_blocks(task: str, group: pd.DataFrame, lengths: list[int]) -> list[Blo
     blocks += [Text(f"{name} (mean over seeds; bold: the best attention variant at that length):"),
                Table(["variant", *(f"L={L}" for L in lengths)], rows)]
     costs = [[v, *(_cost_text(cells[v, L]) for L in lengths)] for v in variants]
-    blocks += [Text("Training step: time ms / peak memory MiB:"),
+    blocks += [Text("Training step: median time ms (its interquartile range over the repeated passes) / "
+                    "peak memory MiB:"),
                Table(["variant", *(f"L={L}" for L in lengths)], costs)]
     shared = pd.to_numeric(ok["step_shared"], errors="coerce").max()
     if shared > 1:
         blocks.append(Text(f"**Step costs measured while up to {shared:.0f} runs shared the machine**: "
                            "times are inflated and not comparable; run the suite with `jobs: 1`."))
     blocks += [Text(f"Where efficient attention earns its keep: for each variant, the first length from "
-                    f"which one training step costs less than {PEER}'s at every longer length (a length "
+                    f"which one training step costs less than {PEER}'s at every longer length (in time: "
+                    f"median + IQR/2 below {PEER}'s median - IQR/2, so the two are apart beyond the timer's "
+                    "noise; a length "
                     f"where {PEER} ran out of memory and it did not counts as cheaper; running out itself "
                     f"ends the run of lengths), how much lower its {name} is there than {PEER}'s (positive: "
                     "it gives that up), and the log-log slopes of its cost against length (2: quadratic, "
@@ -88,7 +91,8 @@ def _cell(group: pd.DataFrame, variant: str, length: int, headline: str | None) 
 
     metric = pd.to_numeric(ok[headline], errors="coerce").dropna() if headline in ok else pd.Series()
     return {"n": len(metric), "metric": float(metric.mean()) if len(metric) else math.nan,
-            "time": median("step_time_s"), "memory": median("step_mem_bytes"),
+            "time": median("step_time_s"), "iqr": median("step_time_iqr_s"),
+            "memory": median("step_mem_bytes"),
             "status": "ok" if len(ok) else (statuses[0] if statuses else "")}
 
 
@@ -104,7 +108,17 @@ def _cost_text(cell: dict) -> str:
         return cell["status"]
     if not math.isfinite(cell["time"]):
         return "not measured"
-    return f"{cell['time'] * 1e3:,.3g} / {cell['memory'] / 2**20:,.3g}"
+    spread = f" (IQR {cell['iqr'] * 1e3:,.2g})" if math.isfinite(cell["iqr"]) else ""
+    return f"{cell['time'] * 1e3:,.3g}{spread} / {cell['memory'] / 2**20:,.3g}"
+
+
+def _below(mine: dict, peer: dict, key: str) -> bool:
+    """Whether ``mine`` costs less than ``peer``: for time, with the middle halves of their repeated
+    passes apart (median + IQR/2 below the peer's median - IQR/2), so timer noise is not a win."""
+    if key != "time":
+        return mine[key] < peer[key]
+    half = [c["iqr"] / 2 if math.isfinite(c["iqr"]) else 0.0 for c in (mine, peer)]
+    return mine["time"] + half[0] < peer["time"] - half[1]
 
 
 def _cheaper_from(cells: dict, variant: str, lengths: list[int], key: str) -> int | None:
@@ -116,7 +130,7 @@ def _cheaper_from(cells: dict, variant: str, lengths: list[int], key: str) -> in
         if mine["status"] != "ok" or not math.isfinite(mine[key]):
             found = None if mine["status"] == "oom" else found
             continue
-        cheaper = peer["status"] == "oom" or (math.isfinite(peer[key]) and mine[key] < peer[key])
+        cheaper = peer["status"] == "oom" or (math.isfinite(peer[key]) and _below(mine, peer, key))
         found = (found or length) if cheaper else None
     return found
 

@@ -125,10 +125,35 @@ class PairedResult:
     se: float = 0.0  # standard deviation of the resampled differences: the standard error of diff
 
 
+_MEMO: dict[tuple, tuple[Items, Items, PairedResult]] = {}
+_MEMO_SIZE = 20_000
+
+
 def paired_bootstrap(a: Items, b: Items, *, resamples: int = RESAMPLES, level: float = LEVEL,
                      seed: int = 0) -> PairedResult:
     """Paired bootstrap test of a against b (module docstring). Raises ValueError unless both were
-    scored on the same test items (same digest, kind and count)."""
+    scored on the same test items (same digest, kind and count).
+
+    A report asks for the same pair many times (the table's cells, its findings, the robustness
+    tallies); the result of a pair of ``Items`` objects is kept while both are (it is a pure function
+    of their values and the arguments, and the objects are immutable)."""
+    key = (id(a), id(b), resamples, level, seed)
+    kept = _MEMO.get(key)
+    if kept is not None and kept[0] is a and kept[1] is b:
+        return kept[2]
+    result = _paired_bootstrap(a, b, resamples, level, seed)
+    if len(_MEMO) >= _MEMO_SIZE:
+        _MEMO.clear()
+    _MEMO[key] = (a, b, result)  # holding a and b keeps their ids from being reused meanwhile
+    return result
+
+
+def forget() -> None:
+    """Drop the kept results (``build_document`` does, when a report is built)."""
+    _MEMO.clear()
+
+
+def _paired_bootstrap(a: Items, b: Items, resamples: int, level: float, seed: int) -> PairedResult:
     if a.kind != b.kind or a.n != b.n or a.digest != b.digest or a.values.shape != b.values.shape:
         raise ValueError(f"paired_bootstrap needs runs on the same test items, got {a.kind} x {a.n} "
                          f"({a.digest}) and {b.kind} x {b.n} ({b.digest})")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import paired
 from .attention_section import attention_blocks
 from .calibration import Key, SeedNoise
 from .document import IMAGE_DIR, Block, Bullets, Document, Figure, Heading, Table, Text, to_html, to_markdown
@@ -61,6 +62,7 @@ def write_report(inputs: list[str | os.PathLike], out: str | os.PathLike,
 
 def build_document(found: Collection, calibration: Mapping[Key, SeedNoise] | None = None) -> Document:
     runs, superseded = runs_frame(found.runs, calibration)
+    paired.forget()
     doc = Document(TITLE)
     doc.add(*_summary_blocks(found, runs, superseded))
     doc.add(*task_blocks(runs), *long_blocks(runs), *pareto_blocks(runs), *micro_blocks(found.micro))
@@ -68,6 +70,7 @@ def build_document(found: Collection, calibration: Mapping[Key, SeedNoise] | Non
     doc.add(*sweep_blocks(found.trials, found.journals), *_partial_blocks(found, runs))
     doc.add(*_environment_blocks(found))
     _unique_names(doc)
+    paired.forget()
     return doc
 
 

@@ -34,7 +34,7 @@ RUN_COLUMNS = ("task", "data", "variant", "seed", "status", "reason", "cfg", "pa
 # Read from the record's protocol fields (bench/protocol.py) and its step cost (bench/step_cost.py);
 # absent in older records.
 PROTOCOL_COLUMNS = ("lr", "lr_source", "train_steps", "converged", "items", "step_time_s", "step_mem_bytes",
-                    "step_shared", "seed_noise")
+                    "step_shared", "step_time_iqr_s", "seed_noise")
 
 
 def metric_direction(name: str) -> str:
@@ -70,7 +70,8 @@ def runs_frame(runs: list[dict], calibration: Mapping[Key, SeedNoise] | None = N
         key = (str(row["task"]), row["data"], str(row["variant"]), row["cfg"], metric)
         row["seed_noise"] = noise.get(key)
         cost = record.get("step_cost") or {}
-        row.update(step_time_s=cost.get("time_median_s"), step_mem_bytes=cost.get("peak_mem_bytes"),
+        row.update(step_time_s=cost.get("time_median_s"), step_time_iqr_s=cost.get("time_iqr_s"),
+                   step_mem_bytes=cost.get("peak_mem_bytes"),
                    step_shared=cost.get("concurrent_runs"))
         rows.append(row)
     frame = pd.DataFrame(rows, columns=[*RUN_COLUMNS, *PROTOCOL_COLUMNS]) if not rows else pd.DataFrame(rows)

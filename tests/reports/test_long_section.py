@@ -73,3 +73,20 @@ def test_costs_measured_while_runs_shared_the_machine_are_flagged() -> None:
 def test_no_section_without_two_lengths_of_a_task() -> None:
     assert long_blocks(runs_frame([_long("sdpa", 256, 0.9, 0.1, 1.0)])[0]) == []
     assert long_blocks(runs_frame([run_record("graph", "gat", 0, 0.8)])[0]) == []
+
+
+def test_a_time_win_inside_the_timers_spread_is_not_counted_cheaper() -> None:
+    def with_iqr(record: dict, iqr: float) -> dict:
+        return {**record, "step_cost": {**record["step_cost"], "time_iqr_s": iqr}}
+
+    records = []
+    for L in (256, 512):
+        records.append(with_iqr(_long("sdpa", L, 0.99, 0.100, 10.0), 0.010))
+        # 95 ms against 100 ms, but each median +- IQR/2 overlaps the other's: not a measured win
+        records.append(with_iqr(_long("linear", L, 0.6, 0.095, 5.0), 0.010 if L == 256 else 0.002))
+    text, _ = _text(records)
+    assert "| sdpa | 100 (IQR 10) / 10 | 100 (IQR 10) / 10 |" in text
+    linear = next(line for line in text.splitlines() if line.startswith("| linear | not") or
+                  line.startswith("| linear | L="))
+    assert linear.split("|")[2] == " not up to L=512 "  # 95 + 1 is not below 100 - 5 at 512 either
+    assert linear.split("|")[4] == " L=256 "  # memory has no timer noise: 5 MiB < 10 MiB counts
