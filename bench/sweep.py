@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import multiprocessing
 import os
 import socket
@@ -288,6 +289,28 @@ def _suggest(trial: optuna.Trial, sweep: Sweep) -> tuple[str, dict]:
 class SurplusTrial(RuntimeError):
     """A trial started while the study already had enough finished or running ones (not run)."""
 
+    def __init__(self, number: int, done: int) -> None:
+        super().__init__(f"trial {number}: the study already has {done} finished trials")
+        self.number = number
+
+
+class SurplusTrialFilter(logging.Filter):
+    """Keeps Optuna's warnings about surplus trials (``SurplusTrial``: started by a parallel worker as
+    the study filled, never run) off the console: they are bookkeeping, not failures, and Optuna
+    logs each with a traceback and a second line. Every other record passes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.surplus: set[int] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, SurplusTrial):
+            self.surplus.add(error.number)
+            return False
+        message = record.getMessage()
+        return not any(message.startswith(f"Trial {n} failed with value") for n in self.surplus)
+
 
 def claim_slot(study: optuna.Study, trial: optuna.Trial, n_trials: int, *, rdb: bool) -> None:
     """Run ``trial`` only if it is among the first ``n_trials - finished`` RUNNING trials.
@@ -304,7 +327,7 @@ def claim_slot(study: optuna.Study, trial: optuna.Trial, n_trials: int, *, rdb: 
             requeue_dead_trials(study)
         done = len(study.get_trials(deepcopy=False, states=DONE))
         if done >= n_trials:
-            raise SurplusTrial(f"trial {trial.number}: the study already has {done} finished trials")
+            raise SurplusTrial(trial.number, done)
         running = sorted(t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
         if trial.number in running[: n_trials - done]:
             return
@@ -419,6 +442,9 @@ def work(sweep: Sweep, out: Path, storage_url: str | None, worker: int = 0, gpu:
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optimizer_log = logging.getLogger("optuna.study._optimize")  # where Optuna reports failed trials
+    if not any(isinstance(f, SurplusTrialFilter) for f in optimizer_log.filters):
+        optimizer_log.addFilter(SurplusTrialFilter())
     storage = make_storage(storage_url, out, sweep.heartbeat)
     study = _study(sweep, storage, worker)
     if storage_url is None:

@@ -222,3 +222,27 @@ def test_a_best_rate_at_the_edge_of_the_grid_is_named() -> None:
     assert grid_edges(params, settings) == {
         "reference": ["optim.lr=0.0003 is the lowest of [0.0003, 0.001, 0.003]"],
         "luong": ["optim.lr=0.003 is the highest of [0.0003, 0.001, 0.003]"]}
+
+
+def test_surplus_trials_are_kept_off_the_console_and_real_failures_are_not() -> None:
+    import logging
+    import sys
+
+    from bench.sweep import SurplusTrial, SurplusTrialFilter
+
+    def record(message: str, error: Exception | None = None) -> logging.LogRecord:
+        exc_info = None
+        if error is not None:
+            try:
+                raise error
+            except type(error):
+                exc_info = sys.exc_info()
+        return logging.LogRecord("optuna.study._optimize", logging.WARNING, __file__, 1, message, None,
+                                 exc_info)
+
+    keep = SurplusTrialFilter()
+    assert not keep.filter(record("Trial 7 failed with parameters: {}", SurplusTrial(7, 12)))
+    assert not keep.filter(record("Trial 7 failed with value None."))
+    assert keep.filter(record("Trial 8 failed with parameters: {}", ValueError("lr must be > 0")))
+    assert keep.filter(record("Trial 8 failed with value None."))  # a real failure is still shown
+    assert keep.filter(record("Trial 70 failed with value None."))  # not trial 7's line
