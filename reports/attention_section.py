@@ -4,7 +4,9 @@
 Three kinds: ``alignment`` (translation: a target x source heatmap), ``pooling`` (sentiment:
 weights over the words) and ``regions`` (captioning, VQA: weights over an image grid, drawn over the
 image, one panel per decoding step). One figure per task and example shows every variant side by
-side, from the lowest seed of each variant that saved examples.
+side, from the lowest seed of each variant that saved examples, on one colour scale (0 to the
+largest weight in the figure, shown by its colour bar), so a variant that spreads its weight looks
+pale beside one that focuses, instead of each panel stretching its own range.
 """
 
 from __future__ import annotations
@@ -99,13 +101,29 @@ def _figures(title: str, kind: str, by_variant: dict[str, list[dict]]) -> list[B
     return blocks
 
 
+def shared_scale(panels: dict[str, dict]) -> float:
+    """The largest weight over every panel: one colour scale (0 .. it) for all variants of a figure,
+    so a variant that spreads its weight (``uniform``) looks pale beside one that focuses."""
+    top = max((float(np.max(np.asarray(e["weights"], dtype=float))) for e in panels.values()
+               if np.asarray(e["weights"]).size), default=1.0)
+    return top if top > 0 else 1.0
+
+
+def _colour_bar(fig, image, axes, label: str = "attention weight") -> None:
+    bar = fig.colorbar(image, ax=axes, fraction=0.025, pad=0.01)
+    bar.set_label(label, fontsize=7)
+    bar.ax.tick_params(labelsize=6)
+
+
 def _alignment(title: str, panels: dict[str, dict]) -> bytes:
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
-    fig, axes = plots.plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = plots.plt.subplots(rows, cols, figsize=(4.2 * cols + 0.6, 3.6 * rows), squeeze=False)
+    top = shared_scale(panels)
+    image = None
     for ax, (variant, example) in zip(axes.flat, panels.items(), strict=False):
         weights = np.asarray(example["weights"], dtype=float)  # (target, source)
-        ax.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0)
+        image = ax.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0, vmax=top)
         ax.set_xticks(range(len(example["source"])), example["source"], rotation=90, fontsize=6)
         ax.set_yticks(range(len(example["target"])), example["target"], fontsize=6)
         ax.set_title(variant, fontsize=9)
@@ -114,37 +132,57 @@ def _alignment(title: str, panels: dict[str, dict]) -> bytes:
     fig.suptitle(title, fontsize=10)
     # fixed margins with room for the token labels: tight layout and cropping double the drawing time
     height = fig.get_figheight()
-    fig.subplots_adjust(left=0.07, right=0.98, top=1 - 0.6 / height, bottom=0.7 / height, hspace=0.55,
+    fig.subplots_adjust(left=0.07, right=0.93, top=1 - 0.6 / height, bottom=0.7 / height, hspace=0.55,
                         wspace=0.35)
+    _colour_bar(fig, image, axes.ravel().tolist())
     return plots.png(fig, tight=False)
+
+
+def _outcome(example: dict) -> str:
+    return f" (label {example['label']}, predicted {example.get('prediction')})" if "label" in example else ""
 
 
 def _pooling(title: str, panels: dict[str, dict]) -> bytes:
-    fig, axes = plots.plt.subplots(len(panels), 1, figsize=(10, 1.1 * len(panels) + 0.6), squeeze=False)
+    """Weights over the words: one heatmap with a row per variant when all saw the same words (one
+    axis, one scale), else one strip per variant on the same scale."""
+    top = shared_scale(panels)
+    tokens = [list(map(str, e["tokens"])) for e in panels.values()]
+    if all(t == tokens[0] for t in tokens):
+        matrix = np.vstack([np.asarray(e["weights"], dtype=float) for e in panels.values()])
+        fig, ax = plots.plt.subplots(figsize=(10.6, 0.32 * len(panels) + 1.6))
+        image = ax.imshow(matrix, cmap="Oranges", aspect="auto", vmin=0.0, vmax=top)
+        ax.set_xticks(range(len(tokens[0])), tokens[0], rotation=60, fontsize=6)
+        ax.set_yticks(range(len(panels)), [f"{v}{_outcome(e)}" for v, e in panels.items()], fontsize=7)
+        fig.suptitle(title, fontsize=10)
+        height = fig.get_figheight()
+        fig.subplots_adjust(left=0.3, right=0.93, top=1 - 0.45 / height, bottom=0.75 / height)
+        _colour_bar(fig, image, ax)
+        return plots.png(fig, tight=False)
+    fig, axes = plots.plt.subplots(len(panels), 1, figsize=(10.6, 1.1 * len(panels) + 0.6), squeeze=False)
+    image = None
     for ax, (variant, example) in zip(axes[:, 0], panels.items(), strict=True):
         weights = np.asarray(example["weights"], dtype=float)[None, :]  # (1, tokens)
-        ax.imshow(weights, cmap="Oranges", aspect="auto", vmin=0.0)
+        image = ax.imshow(weights, cmap="Oranges", aspect="auto", vmin=0.0, vmax=top)
         ax.set_xticks(range(len(example["tokens"])), example["tokens"], rotation=60, fontsize=6)
         ax.set_yticks([])
-        outcome = ""
-        if "label" in example:
-            outcome = f" (label {example['label']}, predicted {example.get('prediction')})"
-        ax.set_title(f"{variant}{outcome}", fontsize=8, loc="left")
+        ax.set_title(f"{variant}{_outcome(example)}", fontsize=8, loc="left")
     fig.suptitle(title, fontsize=10)
     height = fig.get_figheight()
-    fig.subplots_adjust(left=0.03, right=0.99, top=1 - 0.5 / height, bottom=0.5 / height, hspace=1.6)
+    fig.subplots_adjust(left=0.03, right=0.93, top=1 - 0.5 / height, bottom=0.5 / height, hspace=1.6)
+    _colour_bar(fig, image, axes[:, 0].tolist())
     return plots.png(fig, tight=False)
 
 
-def _overlay(example: dict, step: int) -> np.ndarray:
-    """The image (H, W, 3) with step ``step``'s weights over its grid cells blended in as a heat map."""
+def _overlay(example: dict, step: int, top: float) -> np.ndarray:
+    """The image (H, W, 3) with step ``step``'s weights over its grid cells blended in as a heat map,
+    on the figure's one scale 0 .. ``top``."""
     image = np.asarray(example["image"], dtype=float).transpose(1, 2, 0).clip(0.0, 1.0)  # (C,H,W) -> (H,W,C)
     image = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[:, :, :3]
     rows, cols = example["grid"]
     weights = np.asarray(example["weights"][step], dtype=float).reshape(rows, cols)
     height, width = image.shape[:2]
     cells = weights[np.arange(height) * rows // height][:, np.arange(width) * cols // width]  # (H, W)
-    heat = plots.plt.get_cmap("jet")(cells / max(float(cells.max()), 1e-12))[:, :, :3]
+    heat = plots.plt.get_cmap("jet")((cells / top).clip(0.0, 1.0))[:, :, :3]
     return 0.55 * image + 0.45 * heat
 
 
@@ -158,10 +196,11 @@ def _regions(title: str, panels: dict[str, dict]) -> bytes:
     row = 1.7 * steps / (steps * 17 / 16) + 0.55  # a row of square tiles with gaps, title and labels
     height = row * len(panels) + 0.5
     fig, axes = plots.plt.subplots(len(panels), 1, figsize=(1.7 * steps + 0.4, height), squeeze=False)
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.3 / height, top=1 - 0.5 / height, hspace=0.55)
+    fig.subplots_adjust(left=0.02, right=0.9, bottom=0.3 / height, top=1 - 0.5 / height, hspace=0.55)
+    top = shared_scale({v: {"weights": e["weights"][:steps]} for v, e in panels.items()})
     for ax, (variant, example) in zip(axes[:, 0], panels.items(), strict=True):
         shown = range(min(steps, len(example["weights"])))
-        tiles = [_overlay(example, step) for step in shown]
+        tiles = [_overlay(example, step, top) for step in shown]
         width, gap = tiles[0].shape[1], max(1, tiles[0].shape[1] // 16)
         spacer = np.ones((tiles[0].shape[0], gap, 3))
         ax.imshow(np.concatenate([part for tile in tiles for part in (tile, spacer)][:-1], axis=1))
@@ -175,4 +214,6 @@ def _regions(title: str, panels: dict[str, dict]) -> bytes:
         text = f": {example['text']}" if example.get("text") else ""
         ax.set_title(f"{variant}{text}", fontsize=7, loc="left")
     fig.suptitle(title, fontsize=9, y=1 - 0.15 / height)
+    scale = plots.plt.cm.ScalarMappable(norm=plots.plt.Normalize(0.0, top), cmap="jet")
+    _colour_bar(fig, scale, axes[:, 0].tolist(), "attention weight (blended over the image)")
     return plots.png(fig)

@@ -28,8 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks.metrics import bleu_from_stats
-
 KINDS = ("mean", "bleu")
 RESAMPLES = 1000
 LEVEL = 0.95
@@ -70,14 +68,40 @@ class Items:
 
     def _score(self, resampled: np.ndarray) -> np.ndarray:
         """Metric of each resample: ``resampled`` is (R, n) values or (R, n, k) statistics."""
+        return self._score_sums(resampled.sum(axis=1), resampled.shape[1])
+
+    def _score_sums(self, sums: np.ndarray, n: int) -> np.ndarray:
+        """Metric of each resample from its column sums: (R,) values or (R, k) statistics."""
         if self.kind == "mean":
-            return self.scale * resampled.mean(axis=1)
-        return np.array([bleu_from_stats(row) for row in resampled.sum(axis=1).tolist()])
+            return self.scale * sums / n
+        return bleu_rows(sums)
 
     def resampled(self, indices: np.ndarray) -> np.ndarray:
-        """Metric on each row of item indices (R, n)."""
-        return np.concatenate([self._score(self.values[indices[i:i + _CHUNK]])
-                               for i in range(0, len(indices), _CHUNK)])
+        """Metric on each row of item indices (R, n): each row's sums are its draw counts times the
+        items (a (chunk, n) @ (n, k) product, instead of gathering R copies of the items)."""
+        n = self.n
+        scores = []
+        for i in range(0, len(indices), _CHUNK):
+            rows = indices[i:i + _CHUNK]
+            flat = (rows + n * np.arange(len(rows))[:, None]).ravel()
+            counts = np.bincount(flat, minlength=len(rows) * n).reshape(len(rows), n).astype(np.float64)
+            scores.append(self._score_sums(counts @ self.values, n))
+        return np.concatenate(scores)
+
+
+def bleu_rows(sums: np.ndarray) -> np.ndarray:
+    """``tasks.metrics.bleu_from_stats`` of each row of summed statistics (R, 2 + 2N), vectorised."""
+    max_n = (sums.shape[1] - 2) // 2
+    if max_n < 1 or sums.shape[1] != 2 + 2 * max_n:
+        raise ValueError("BLEU statistics have the form [c, r, m_1..m_N, t_1..t_N], "
+                         f"got {sums.shape[1]} values")
+    c, r = sums[:, 0], sums[:, 1]
+    matches, totals = sums[:, 2:2 + max_n], sums[:, 2 + max_n:]
+    scored = (c > 0) & (matches.min(axis=1) > 0)
+    safe_c = np.where(scored, c, 1.0)
+    ratio = np.where(scored[:, None], matches / np.where(totals > 0, totals, 1.0), 1.0)
+    brevity = np.where(c > r, 1.0, np.exp(1.0 - r / safe_c))
+    return np.where(scored, 100.0 * brevity * np.exp(np.log(ratio).mean(axis=1)), 0.0)
 
 
 def metric_of(entry: dict) -> float:

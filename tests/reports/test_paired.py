@@ -293,3 +293,19 @@ def test_variants_at_the_top_of_the_metric_are_named_saturated() -> None:
     linear = [1.0 if rng.random() < 0.9 else 0.0 for _ in range(500)]
     records = [_record("none", base), _record("linear", linear)]
     assert "Saturated" not in to_markdown(Document("t", task_blocks(runs_frame(records)[0])))
+
+
+def test_vectorised_resampling_scores_as_gathering_the_items_does() -> None:
+    from reports.paired import _indices, bleu_rows
+
+    rng = np.random.default_rng(0)
+    stats = np.concatenate([rng.integers(5, 20, (60, 2)), rng.integers(0, 6, (60, 4)),
+                            rng.integers(6, 12, (60, 4))], axis=1).astype(float)
+    stats[:3, 2:6] = 0.0  # sentences without any match
+    rows = np.vstack([stats.sum(axis=0), np.zeros(10), stats[0]])  # a corpus, nothing, no matches
+    assert np.allclose(bleu_rows(rows), [bleu_from_stats(list(row)) for row in rows], rtol=1e-12)
+    for kind, values in (("bleu", stats), ("mean", rng.random(60))):
+        items = Items(kind, values, 1.0, "d")
+        indices = _indices(items.n, 250, 3)  # more than one chunk of resamples
+        gathered = [float(items._score(values[row][None])[0]) for row in indices]
+        assert np.allclose(items.resampled(indices), gathered, rtol=1e-12, atol=1e-12)
