@@ -25,6 +25,7 @@ from .micro_section import micro_blocks
 from .records import ENV_FIELDS
 from .runs import runs_frame
 from .sources import Collection, collect
+from .summary_section import summary_blocks
 from .sweep_section import sweep_blocks
 from .task_section import capability_blocks, pareto_blocks, task_blocks
 
@@ -65,6 +66,7 @@ def build_document(found: Collection, calibration: Mapping[Key, SeedNoise] | Non
     paired.forget()
     doc = Document(TITLE)
     doc.add(*_summary_blocks(found, runs, superseded))
+    doc.add(*summary_blocks(runs))
     doc.add(*task_blocks(runs), *long_blocks(runs), *pareto_blocks(runs), *micro_blocks(found.micro))
     doc.add(*capability_blocks(runs, found.missing), *attention_blocks(runs))
     doc.add(*sweep_blocks(found.trials, found.journals), *_partial_blocks(found, runs))

@@ -88,10 +88,12 @@ def test_markdown_images_exist_and_html_embeds_them(report) -> None:
 
 
 def test_statistics_over_seeds_and_significance(report) -> None:
-    row = next(line for line in report["md"].splitlines() if line.startswith("| gat |"))
+    glance, tasks = report["md"].split("\n## Tasks\n")
+    row = next(line for line in tasks.splitlines() if line.startswith("| gat |"))
     assert mean_interval(ACCS["gat"]).text() in row and "★" in row  # best mean marked
     assert "significant" in row and "not significant" not in row
-    mlp = next(line for line in report["md"].splitlines() if line.startswith("| mlp |"))
+    assert "| gat | 0.850 (1) ★ ▲ | 1.00 (1) |" in glance  # and first at a glance
+    mlp = next(line for line in tasks.splitlines() if line.startswith("| mlp |"))
     assert "▼" in mlp and "-0.190" in mlp  # significantly worse than none, by 0.19
 
 
