@@ -289,6 +289,25 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from reports.data import export, load
+
+    if _refuse("export", _path_problem("--out", args.out, "folder")):
+        return 2
+    results = load(args.records)
+    for problem in results.problems:
+        _error("export", problem)
+    try:
+        written = export(results, args.out, args.format)
+    except ValueError as err:
+        _error("export", err)
+        return 2
+    counts = {"runs": len(results.runs), "trials": len(results.trials), "micro": len(results.micro)}
+    print(f"exported to {args.out}: " + ", ".join(f"{name} {n} rows" for name, n in counts.items())
+          + (f" ({', '.join(p.name for p in written)})" if written else " (nothing to write)"))
+    return 2 if results.problems else 0
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from reports.check import run_check
     from reports.check_types import Tolerances
@@ -345,6 +364,11 @@ def _add_report_commands(sub) -> None:
                         help="seed-noise calibration file(s) for one-seed tests, instead of the shipped "
                              "configs/calibration/*.yaml (attnbench calibrate writes them); repeatable")
     report.set_defaults(func=_cmd_report)
+    export = sub.add_parser("export", help="records as tidy tables (runs, trials, micro) in CSV or Parquet")
+    export.add_argument("records", nargs="+", help="micro CSV files, JSON records, suite/sweep folders")
+    export.add_argument("-o", "--out", default="results/export", help="output folder (default %(default)s)")
+    export.add_argument("--format", default="csv", help="csv or parquet (default %(default)s)")
+    export.set_defaults(func=_cmd_export)
     calibrate = sub.add_parser("calibrate", help="per-variant seed noise from multi-seed records, for the "
                                                  "report's one-seed tests")
     calibrate.add_argument("records", nargs="+",
