@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 
 import pandas as pd
@@ -379,25 +380,37 @@ def _pareto_task(title: str, headline: str, stats: list[VariantStats]) -> list[B
 
 
 def capability_blocks(frame: pd.DataFrame, missing: list[dict]) -> list[Block]:
-    """Variant x task: what ran (seeds), and a numbered reason for every cell that did not."""
+    """Variant x task: what ran (seeds), and a numbered reason for every cell that did not; a reason
+    shared by several cells (up to the variant's own name) is listed once, with the cells it covers."""
     blocks: list[Block] = [Heading("Capability matrix"), Text(
         "Variant x task over the training records: ✓ with the number of successful seeds, otherwise "
-        "the status and a numbered reason (listed below the table); an empty cell has no record.")]
+        "the status and a numbered reason (listed below the table with the cells it covers); an empty "
+        "cell has no record.")]
     cells = _cells(frame, missing)
     if not cells:
         return [*blocks, Text("No training records in the inputs.")]
     tasks = sorted({t for t, _ in cells})
     variants = sorted({v for _, v in cells}, key=lambda v: (v != BASELINE_VARIANT, v))
     reasons: dict[str, int] = {}
+    covers: dict[int, dict[str, list[str]]] = {}
     rows = []
     for variant in variants:
         row = [variant]
         for task in tasks:
-            row.append(_cell_text(cells.get((task, variant)), reasons))
+            row.append(_cell_text(cells.get((task, variant)), reasons, variant, task, covers))
         rows.append(row)
-    notes = [f"[{n}] {reason}" for reason, n in reasons.items()]
-    return [*blocks, Table(["variant", *tasks], rows), *([Text("Reasons:")] if notes else []),
-            *([Table(["#", "reason"], [[str(n), r] for r, n in reasons.items()])] if notes else [])]
+    if not reasons:
+        return [*blocks, Table(["variant", *tasks], rows)]
+    listed = [[str(n), reason, "; ".join(f"{task}: {', '.join(names)}" for task, names in covers[n].items())]
+              for reason, n in reasons.items()]
+    return [*blocks, Table(["variant", *tasks], rows), Text("Reasons:"),
+            Table(["#", "reason", "cells"], listed)]
+
+
+def shared_reason(reason: str, variant: str) -> str:
+    """The reason with the variant's own leading name (``'sdpa' is ...``, ``gat is ...``) as "this
+    variant", so that cells refused for the same reason share one entry."""
+    return re.sub(rf"^'?{re.escape(variant)}'?(?=\s)", "this variant", reason)
 
 
 def _cells(frame: pd.DataFrame, missing: list[dict]) -> dict[tuple[str, str], list[tuple[str, str]]]:
@@ -410,14 +423,20 @@ def _cells(frame: pd.DataFrame, missing: list[dict]) -> dict[tuple[str, str], li
     return cells
 
 
-def _cell_text(entries: list[tuple[str, str]] | None, reasons: dict[str, int]) -> str:
+def _cell_text(entries: list[tuple[str, str]] | None, reasons: dict[str, int], variant: str = "",
+               task: str = "", covers: dict[int, dict[str, list[str]]] | None = None) -> str:
     if not entries:
         return ""
     ok = sum(status == "ok" for status, _ in entries)
     others = sorted({(status, reason) for status, reason in entries if status != "ok"})
     parts = [f"✓ {ok}"] if ok else []
     for status, reason in others:
-        number_ = reasons.setdefault(reason or f"{status} (no reason recorded)", len(reasons) + 1)
+        text = shared_reason(reason, variant) if reason else f"{status} (no reason recorded)"
+        number_ = reasons.setdefault(text, len(reasons) + 1)
+        if covers is not None:
+            names = covers.setdefault(number_, {}).setdefault(task, [])
+            if variant not in names:
+                names.append(variant)
         count = sum(1 for s, r in entries if (s, r) == (status, reason))
         parts.append(f"{status} x{count} [{number_}]" if ok else f"{status} [{number_}]")
     return ", ".join(parts)

@@ -42,4 +42,5 @@ def test_export_writes_each_table_and_it_reads_back(tmp_path: Path, fmt: str, ca
 
 def test_export_refuses_an_unknown_format_in_one_line(tmp_path: Path, capsys) -> None:
     assert main(["export", *_inputs(tmp_path), "-o", str(tmp_path / "o"), "--format", "xlsx"]) == 2
-    assert capsys.readouterr().err.strip() == "attnbench export: --format 'xlsx': expected one of csv, parquet"
+    expected = "attnbench export: --format 'xlsx': expected one of csv, parquet"
+    assert capsys.readouterr().err.strip() == expected

@@ -98,7 +98,7 @@ def test_statistics_over_seeds_and_significance(report) -> None:
 
 
 def test_gaps_partial_runs_and_sweeps(report) -> None:
-    assert "sdpa needs sequences" in report["md"]  # capability-matrix reason
+    assert "| this variant needs sequences | graph: sdpa |" in report["md"]  # a reason and its cells
     assert "| graph | gatv2 | 0 | missing | no record: interrupted or still running" in report["md"]
     assert "### tiny (graph)" in report["md"] and "fANOVA" in report["md"]
     assert "5 trials: 4 complete, 1 pruned" in report["md"]
@@ -210,3 +210,20 @@ def test_a_sweep_with_several_training_seeds_shows_one_row_per_trial(tmp_path) -
     assert "the mean of 2 training seeds per trial" in text
     gat = next(line for line in text.splitlines() if line.startswith("| gat |"))
     assert "| 0 | 0.7000 | 2 |" in gat  # trial 0's mean, not seed 1's 0.8; trial 2 counted, unfinished
+
+
+def test_a_reason_shared_by_several_cells_is_listed_once_with_them() -> None:
+    from reports.task_section import capability_blocks, shared_reason
+
+    assert shared_reason("'sdpa' is dense attention; gat takes edges", "sdpa") == \
+        "this variant is dense attention; gat takes edges"
+    assert shared_reason("gat is graph attention (gat, gatv2)", "gat") == \
+        "this variant is graph attention (gat, gatv2)"
+    records = [run_record("graph", v, 0, 0.0, status="unsupported", reason=f"'{v}' is dense attention")
+               for v in ("sdpa", "linear")]
+    records += [run_record("sentiment", v, 0, 0.0, status="unsupported", reason=f"{v} is graph attention")
+                for v in ("gat", "dot")]
+    text = to_markdown(Document("t", capability_blocks(runs_frame(records)[0], [])))
+    assert "| 1 | this variant is graph attention | sentiment: dot, gat |" in text
+    assert "| 2 | this variant is dense attention | graph: linear, sdpa |" in text
+    assert "| 3 |" not in text
