@@ -7,6 +7,11 @@ weights)``. What a variant can do is declared once, in its ``capabilities``; the
 :meth:`DenseAttention.forward` raises :class:`NotSupportedError` with them. Nothing ever falls
 back to another kernel.
 
+Grouped-query attention (Ainslie et al. 2023; multi-query: Shazeer 2019): keys and values may have
+Hkv heads for H query heads (H a multiple of Hkv), query head h reading key/value head h // (H /
+Hkv), as SDPA's ``enable_gqa`` does, where a variant declares ``capabilities.gqa``; others refuse
+such a request with the reason.
+
 Mask convention (the SDPA one): a boolean ``attn_mask`` is True where a query may attend a key;
 a floating mask is added to the scores. Masks broadcast to ``(B, H, Lq, Lk)``. ``is_causal`` may
 be combined with a mask (both apply); causal is top-left aligned as in torch (query i sees keys
@@ -56,6 +61,7 @@ class Capabilities:
     dropout: bool = True
     weights: bool = True  # can return the attention weights
     exact: bool = True  # computes softmax(QK^T * scale) V itself (the oracle's math)
+    gqa: bool = False  # keys / values may have fewer heads than the queries (grouped-query attention)
     needs: frozenset[str] = frozenset()  # build-time context (subset of CONTEXT_KEYS)
     head_dims: tuple[int, int] | None = None  # inclusive (min, max) head dim, None = any
     notes: tuple[str, ...] = field(default=())
@@ -107,6 +113,10 @@ def capability_reasons(
         reasons.append(f"attn_mask kind '{kind}' (supported: {sorted(allowed) or 'none'})")
     if is_causal and not caps.causal:
         reasons.append(f"{name} has no causal form")
+    if key.shape[1] != query.shape[1] and not caps.gqa:
+        reasons.append(f"grouped-query request: {query.shape[1]} query heads over {key.shape[1]} key/value "
+                       f"heads ({name} needs one key/value head per query head; repeat them first, as "
+                       "MultiHeadAttention(num_kv_heads=...) does)")
     if query.shape[-2] != key.shape[-2] and not caps.cross:
         reasons.append(f"Lq={query.shape[-2]} != Lk={key.shape[-2]} (self-attention only)")
     if dropout_p > 0 and not caps.dropout:
@@ -133,8 +143,9 @@ def check_dense_inputs(
         if not t.is_floating_point():
             raise ValueError(f"{arg} must be a floating tensor, got dtype {t.dtype}")
     b, h, _, d = query.shape
-    if key.shape[:2] != (b, h) or key.shape[-1] != d:
-        raise ValueError(f"key must have shape ({b}, {h}, Lk, {d}) to match query, got {tuple(key.shape)}")
+    if key.shape[0] != b or key.shape[-1] != d or not 1 <= key.shape[1] <= h or h % key.shape[1]:
+        raise ValueError(f"key must have shape ({b}, Hkv, Lk, {d}) with the {h} query heads a multiple of "
+                         f"Hkv (Hkv = {h} without grouped-query attention), got {tuple(key.shape)}")
     if value.shape[:3] != key.shape[:3]:
         raise ValueError(
             f"value must have shape {tuple(key.shape[:3])} + (Dv,) to match key, got {tuple(value.shape)}"

@@ -18,9 +18,16 @@ Args:
     bias: biases in the projections; kdim, vdim: key / value input widths (default E).
     batch_first: inputs (B, L, E) if True, else (L, B, E) as torch's default.
     max_len: longest key sequence, for variants that need it (e.g. ``linformer``).
+    num_kv_heads: key / value heads (default H): grouped-query attention with 1 < Hkv < H
+        (Ainslie et al., EMNLP 2023), multi-query with Hkv = 1 (Shazeer 2019); H must divide by
+        Hkv, query head h reads key/value head h // (H / Hkv). The key and value projections
+        shrink to Hkv x head_dim. A variant that declares ``capabilities.gqa`` (reference, sdpa)
+        receives the Hkv heads as they are; for the others the module repeats each key/value
+        head H / Hkv times before the call (the same function, none of the memory saving in the
+        attention itself) and says so: ``kv_repeat`` and ``extra_repr``.
 
 Shapes: query (B, L, E), key (B, S, kdim), value (B, S, vdim) -> output (B, L, E), weights
-(B, L, S) or (B, H, L, S).
+(B, L, S) or (B, H, L, S) (H query heads, grouped or not).
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, embed_dim: int, num_heads: int, *, variant: str = "sdpa",
                  variant_kwargs: dict | None = None, dropout: float = 0.0, bias: bool = True,
                  kdim: int | None = None, vdim: int | None = None, batch_first: bool = True,
-                 max_len: int | None = None) -> None:
+                 max_len: int | None = None, num_kv_heads: int | None = None) -> None:
         super().__init__()
         from . import build_in_context  # the registry lives in the package root
 
@@ -45,17 +52,32 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.num_kv_heads = require_positive_int("num_kv_heads", num_heads if num_kv_heads is None
+                                                 else num_kv_heads)
+        if num_heads % self.num_kv_heads:
+            raise ValueError(f"num_heads={num_heads} must be divisible by num_kv_heads={self.num_kv_heads}")
         self.head_dim = embed_dim // num_heads
         self.dropout = dropout
         self.batch_first = batch_first
+        kv_width = self.num_kv_heads * self.head_dim
         self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.k_proj = nn.Linear(kdim or embed_dim, embed_dim, bias=bias)
-        self.v_proj = nn.Linear(vdim or embed_dim, embed_dim, bias=bias)
+        self.k_proj = nn.Linear(kdim or embed_dim, kv_width, bias=bias)
+        self.v_proj = nn.Linear(vdim or embed_dim, kv_width, bias=bias)
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.attention: DenseAttention = build_in_context(
             variant, head_dim=self.head_dim, num_heads=num_heads, max_len=max_len, **(variant_kwargs or {}))
         if dropout > 0 and not self.attention.capabilities.dropout:
             raise ValueError(f"dropout={dropout} but variant {variant!r} has no attention dropout")
+        # query heads per key/value head that the module repeats itself (1: none)
+        native = self.num_kv_heads == num_heads or self.attention.capabilities.gqa
+        self.kv_repeat = 1 if native else num_heads // self.num_kv_heads
+
+    def extra_repr(self) -> str:
+        if self.num_kv_heads == self.num_heads:
+            return f"num_heads={self.num_heads}"
+        how = (f"each repeated {self.kv_repeat}x before {self.attention.name}, which takes one per query head"
+               if self.kv_repeat > 1 else f"passed grouped to {self.attention.name}")
+        return f"num_heads={self.num_heads}, num_kv_heads={self.num_kv_heads} ({how})"
 
     @classmethod
     def from_torch(cls, mha: nn.MultiheadAttention, *, variant: str = "sdpa",
@@ -98,9 +120,11 @@ class MultiHeadAttention(nn.Module):
         if not self.batch_first:
             query, key, value = (t.transpose(0, 1) for t in (query, key, value))
         b, lq, ls = query.shape[0], query.shape[1], key.shape[1]
-        q = self._heads(self.q_proj(query))  # (B, H, L, Dh)
-        k = self._heads(self.k_proj(key))  # (B, H, S, Dh)
-        v = self._heads(self.v_proj(value))
+        q = self._heads(self.q_proj(query), self.num_heads)  # (B, H, L, Dh)
+        k = self._heads(self.k_proj(key), self.num_kv_heads)  # (B, Hkv, S, Dh)
+        v = self._heads(self.v_proj(value), self.num_kv_heads)
+        if self.kv_repeat > 1:
+            k, v = (t.repeat_interleave(self.kv_repeat, dim=1) for t in (k, v))
         mask = self._merge_masks(key_padding_mask, attn_mask, b, lq, ls, q.dtype)
         out, weights = self.attention(q, k, v, mask, is_causal=is_causal,
                                       dropout_p=self.dropout if self.training else 0.0,
@@ -115,9 +139,9 @@ class MultiHeadAttention(nn.Module):
     def _layout(self) -> str:
         return "(B, L, E)" if self.batch_first else "(L, B, E)"
 
-    def _heads(self, x: Tensor) -> Tensor:
+    def _heads(self, x: Tensor, heads: int) -> Tensor:
         b, l, _ = x.shape
-        return x.view(b, l, self.num_heads, self.head_dim).transpose(1, 2)
+        return x.view(b, l, heads, self.head_dim).transpose(1, 2)
 
     def _merge_masks(self, key_padding_mask: Tensor | None, attn_mask: Tensor | None, b: int,
                      lq: int, ls: int, dtype: torch.dtype) -> Tensor | None:

@@ -8,10 +8,11 @@ Complexity: O(B H Lq Lk D) time and O(B H Lq Lk) memory for the score matrix, wh
 materialised (that is what makes it the oracle, and what makes it the memory baseline).
 
 Limits: none beyond memory; any float dtype (float64 for the oracle), any device, every mask
-kind, causal, cross-attention, dropout, and it returns the weights.
+kind, causal, cross-attention, dropout, grouped-query keys and values (query heads a multiple of
+the key/value heads; scores by broadcasting), and it returns the weights.
 
 Args: none.
-Shapes: query (B, H, Lq, D), key (B, H, Lk, D), value (B, H, Lk, Dv) -> (B, H, Lq, Dv).
+Shapes: query (B, H, Lq, D), key (B, Hkv, Lk, D), value (B, Hkv, Lk, Dv) -> (B, H, Lq, Dv).
 """
 
 from __future__ import annotations
@@ -25,13 +26,19 @@ from ._math import attend_scores
 
 class ReferenceAttention(DenseAttention):
     name = "reference"
-    capabilities = Capabilities(notes=("oracle: explicit math, materialises Lq x Lk scores",))
+    capabilities = Capabilities(gqa=True, notes=("oracle: explicit math, materialises Lq x Lk scores",))
 
     def _attend(self, query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None, *,
                 is_causal: bool, dropout_p: float, scale: float, need_weights: bool
                 ) -> AttentionOutput:
         lq, lk = query.shape[-2], key.shape[-2]
-        scores = (query @ key.transpose(-2, -1)) * scale  # (B, H, Lq, Lk)
+        b, h, hkv = query.shape[0], query.shape[1], key.shape[1]
+        if hkv != h:  # grouped: each key/value head serves h / hkv query heads, by broadcasting
+            grouped = query.reshape(b, hkv, h // hkv, lq, query.shape[-1])
+            scores = (grouped @ key.unsqueeze(2).transpose(-2, -1)).reshape(b, h, lq, lk) * scale
+            value = value.repeat_interleave(h // hkv, dim=1)
+        else:
+            scores = (query @ key.transpose(-2, -1)) * scale  # (B, H, Lq, Lk)
         bias = additive_bias(attn_mask, is_causal, lq, lk, scores.dtype, scores.device)
         out, weights = attend_scores(scores, value, bias, dropout_p)
         return AttentionOutput(out, weights if need_weights else None)

@@ -14,9 +14,10 @@ Args:
         ``efficient``, ``cudnn``. An explicit backend that cannot run this request raises
         ``NotSupportedError`` with torch's reasons; it never runs another backend.
 
-Limits: no attention weights. On CPU torch has ``math`` and ``flash`` only; ``efficient`` and
-``cudnn`` are CUDA kernels. When both ``attn_mask`` and ``is_causal`` are given they are merged
-into one boolean/additive mask first (torch accepts only one of them).
+Limits: no attention weights. Grouped-query keys and values go to torch with ``enable_gqa``.
+On CPU torch has ``math`` and ``flash`` only; ``efficient`` and ``cudnn`` are CUDA kernels. When
+both ``attn_mask`` and ``is_causal`` are given they are merged into one boolean/additive mask
+first (torch accepts only one of them).
 
 Shapes: query (B, H, Lq, D), key (B, H, Lk, D), value (B, H, Lk, Dv) -> (B, H, Lq, Dv).
 """
@@ -44,7 +45,7 @@ CUDA_ONLY = frozenset({"efficient", "cudnn"})
 
 class SDPAAttention(DenseAttention):
     name = "sdpa"
-    capabilities = Capabilities(weights=False, notes=("torch fused kernels; backend selectable",))
+    capabilities = Capabilities(weights=False, gqa=True, notes=("torch fused kernels; backend selectable",))
 
     def __init__(self, *, backend: str = "auto") -> None:
         super().__init__()
@@ -72,6 +73,8 @@ class SDPAAttention(DenseAttention):
             is_causal = False
         args = (query, key, value)
         kwargs = dict(attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale)
+        if key.shape[1] != query.shape[1]:
+            kwargs["enable_gqa"] = True  # an explicit backend without it refuses below, with torch's reason
         if self.backend == "auto":
             return AttentionOutput(F.scaled_dot_product_attention(*args, **kwargs), None)
         with warnings.catch_warnings(record=True) as caught, sdpa_kernel([BACKENDS[self.backend]]):

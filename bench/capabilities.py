@@ -8,7 +8,7 @@ import attention
 
 DTYPE_SHORT = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32", torch.float64: "fp64"}
 NO_LIMIT = "none: tested against its own equation in float64"
-COLUMNS = ("variant", "kind", "devices", "dtypes", "masks", "causal", "cross", "dropout", "weights",
+COLUMNS = ("variant", "kind", "devices", "dtypes", "masks", "causal", "cross", "gqa", "dropout", "weights",
            "exact", "needs", "oracle limit")
 
 
@@ -32,6 +32,7 @@ def capability_rows() -> list[dict[str, str]]:
                               if m in caps.masks or (m == "key_padding" and "boolean" in caps.masks)) or "-",
             "causal": _yes(caps.causal),
             "cross": _yes(caps.cross),
+            "gqa": _yes(caps.gqa),
             "dropout": _yes(caps.dropout),
             "weights": _yes(caps.weights),
             "exact": _yes(caps.exact),
