@@ -25,6 +25,11 @@ Args:
         receives the Hkv heads as they are; for the others the module repeats each key/value
         head H / Hkv times before the call (the same function, none of the memory saving in the
         attention itself) and says so: ``kv_repeat`` and ``extra_repr``.
+    positions: ``none`` (the default: positions come from outside, e.g. added embeddings),
+        ``rope`` (rotary: the query and key heads are rotated by their positions, base
+        ``rope_base``) or ``alibi`` (linear biases per head, added to the scores as an additive
+        mask; a variant without additive masks refuses it with its reason). Self-attention only:
+        query, key and value are the same tensor (``attention.positions``).
 
 Shapes: query (B, L, E), key (B, S, kdim), value (B, S, vdim) -> output (B, L, E), weights
 (B, L, S) or (B, H, L, S) (H query heads, grouped or not).
@@ -35,14 +40,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._base import DenseAttention, require_positive_int
+from ._base import DenseAttention, require_choice, require_positive_int
+from .positions import POSITIONS, alibi_bias, apply_rope, rope_tables
 
 
 class MultiHeadAttention(nn.Module):
     def __init__(self, embed_dim: int, num_heads: int, *, variant: str = "sdpa",
                  variant_kwargs: dict | None = None, dropout: float = 0.0, bias: bool = True,
                  kdim: int | None = None, vdim: int | None = None, batch_first: bool = True,
-                 max_len: int | None = None, num_kv_heads: int | None = None) -> None:
+                 max_len: int | None = None, num_kv_heads: int | None = None, positions: str = "none",
+                 rope_base: float = 10000.0) -> None:
         super().__init__()
         from . import build_in_context  # the registry lives in the package root
 
@@ -57,6 +64,10 @@ class MultiHeadAttention(nn.Module):
         if num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads={num_heads} must be divisible by num_kv_heads={self.num_kv_heads}")
         self.head_dim = embed_dim // num_heads
+        self.positions = require_choice("positions", positions, POSITIONS)
+        if positions == "rope":
+            rope_tables(1, self.head_dim, base=rope_base)  # an odd head dim or a bad base fails here
+        self.rope_base = float(rope_base)
         self.dropout = dropout
         self.batch_first = batch_first
         kv_width = self.num_kv_heads * self.head_dim
@@ -73,11 +84,12 @@ class MultiHeadAttention(nn.Module):
         self.kv_repeat = 1 if native else num_heads // self.num_kv_heads
 
     def extra_repr(self) -> str:
-        if self.num_kv_heads == self.num_heads:
-            return f"num_heads={self.num_heads}"
-        how = (f"each repeated {self.kv_repeat}x before {self.attention.name}, which takes one per query head"
-               if self.kv_repeat > 1 else f"passed grouped to {self.attention.name}")
-        return f"num_heads={self.num_heads}, num_kv_heads={self.num_kv_heads} ({how})"
+        text = f"num_heads={self.num_heads}"
+        if self.num_kv_heads != self.num_heads:
+            how = (f"each repeated {self.kv_repeat}x before {self.attention.name}, which takes one per query "
+                   f"head" if self.kv_repeat > 1 else f"passed grouped to {self.attention.name}")
+            text += f", num_kv_heads={self.num_kv_heads} ({how})"
+        return text + (f", positions={self.positions}" if self.positions != "none" else "")
 
     @classmethod
     def from_torch(cls, mha: nn.MultiheadAttention, *, variant: str = "sdpa",
@@ -113,6 +125,9 @@ class MultiHeadAttention(nn.Module):
                 average_attn_weights: bool = True) -> tuple[Tensor, Tensor | None]:
         key = query if key is None else key
         value = key if value is None else value
+        if self.positions != "none" and not (key is query and value is query):
+            raise ValueError(f"positions={self.positions!r} is for self-attention: pass the same tensor as "
+                             "query, key and value")
         for arg, t in (("query", query), ("key", key), ("value", value)):
             if not isinstance(t, Tensor) or t.dim() != 3:
                 raise ValueError(f"{arg} must be a 3-D tensor {self._layout()}, got "
@@ -123,9 +138,16 @@ class MultiHeadAttention(nn.Module):
         q = self._heads(self.q_proj(query), self.num_heads)  # (B, H, L, Dh)
         k = self._heads(self.k_proj(key), self.num_kv_heads)  # (B, Hkv, S, Dh)
         v = self._heads(self.v_proj(value), self.num_kv_heads)
+        if self.positions == "rope":  # before any repeat: the rotation is the same for every head
+            q, k = apply_rope(q, base=self.rope_base), apply_rope(k, base=self.rope_base)
         if self.kv_repeat > 1:
             k, v = (t.repeat_interleave(self.kv_repeat, dim=1) for t in (k, v))
         mask = self._merge_masks(key_padding_mask, attn_mask, b, lq, ls, q.dtype)
+        if self.positions == "alibi":
+            bias = alibi_bias(self.num_heads, lq, ls, causal=is_causal, device=q.device, dtype=q.dtype)
+            if mask is not None and mask.dtype == torch.bool:  # True = may attend -> 0 / -inf
+                mask = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill(~mask, -torch.inf)
+            mask = bias if mask is None else bias + mask
         out, weights = self.attention(q, k, v, mask, is_causal=is_causal,
                                       dropout_p=self.dropout if self.training else 0.0,
                                       need_weights=need_weights)

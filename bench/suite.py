@@ -184,7 +184,7 @@ def _task_runs(path: Path, name: str, entry: dict, preset: str, seeds: list[int]
     for variant in variants:
         overrides = {**base, **(per_variant.get(variant) or {})}
         try:  # an unknown parameter name or constructor arguments a variant rejects: before any training
-            task.variant_reasons(variant, apply_overrides(config, overrides))
+            task.variant_reasons(variant, apply_overrides(config, overrides, task.optional_keys))
         except ValueError as err:
             raise ValueError(f"{where}, variant {variant!r}: {err}") from err
         runs += [Run(task_name, variant, seed, entry.get("data"), overrides,
@@ -235,7 +235,8 @@ def run_suite(suite: Suite, out: str | Path, *, console: Console | None = None, 
 
 def run_config(suite: Suite, run: Run) -> dict:
     """The resolved config ``run`` trains with now (its record's ``config``)."""
-    config = apply_overrides(get_task(run.task).config(suite.preset), run.overrides)
+    task = get_task(run.task)
+    config = apply_overrides(task.config(suite.preset), run.overrides, task.optional_keys)
     return resolve_lr(config, run.variant, run.overrides)[0]
 
 

@@ -164,8 +164,8 @@ def load_sweep(path: str | Path) -> Sweep:
     if both:
         raise ValueError(f"{path}: {both} are both fixed (overrides) and searched (params)")
     config = task.config(preset)
-    apply_overrides(config, {name: None for name in params})  # unknown names raise here
-    config = apply_overrides(config, fixed)
+    apply_overrides(config, {name: None for name in params}, task.optional_keys)  # unknown names raise
+    config = apply_overrides(config, fixed, task.optional_keys)
     known = task.applicable_variants(config)  # what every trial shares: the preset and the overrides
     if variants is None:  # a suite does not train one that provably computes reference: no rate for it
         variants = [v for v, reasons in known.items()

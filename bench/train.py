@@ -147,7 +147,8 @@ def train_and_test(task_name: str, variant: str, *, data: str | None = None, see
         torch.set_num_threads(threads)
     task = get_task(task_name)
     overrides = overrides or {}
-    cfg, protocol = resolve_lr(apply_overrides(task.config(config), overrides), variant, overrides)
+    cfg, protocol = resolve_lr(apply_overrides(task.config(config), overrides, task.optional_keys), variant,
+                               overrides)
     run_id = run_id or new_run_id(f"{task_name}-{variant}-s{seed}")
     record = {"run_id": run_id, "task": task_name, "variant": variant, "seed": seed, "config": cfg,
               "data": data or "embedded", "dataset": dataset, "concurrent_runs": concurrent_runs,

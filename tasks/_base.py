@@ -55,6 +55,9 @@ class Task(ABC):
     # The attention-free model an attention variant must beat to count as having learned (graph: the
     # MLP; its GCN baseline ``none`` aggregates neighbours too, and may legitimately win).
     learning_baseline: ClassVar[str] = "none"
+    # Dotted config keys a run may set although the presets leave them out (their default lives in
+    # the code), e.g. the Transformer-family tasks' ``model.positions``.
+    optional_keys: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def variant_reasons(self, variant: str, config: dict | None = None) -> list[str]:
@@ -247,11 +250,13 @@ def variant_kwargs(config: dict, variant: str) -> dict:
     return dict(kwargs)
 
 
-def apply_overrides(config: dict, overrides: dict[str, object]) -> dict:
+def apply_overrides(config: dict, overrides: dict[str, object], optional: tuple[str, ...] = ()) -> dict:
     """``{"model.hidden": 64}`` -> a copy of ``config`` with that key replaced.
 
     Only keys already present in the config can be overridden (so a typo is an error), except
-    under ``trainer``, which takes any ``lightning.Trainer`` keyword.
+    under ``trainer``, which takes any ``lightning.Trainer`` keyword, and the task's ``optional``
+    dotted keys (``Task.optional_keys``: options with a default in code that presets leave out,
+    so that adding one changes no preset's configuration).
     """
     result = copy.deepcopy(config)
     for dotted, value in overrides.items():
@@ -259,7 +264,7 @@ def apply_overrides(config: dict, overrides: dict[str, object]) -> dict:
         if section not in SECTIONS or not key:
             raise ValueError(f"override {dotted!r}: expected '<section>.<key>' with section in "
                              f"{list(SECTIONS)}")
-        if section != "trainer" and key not in result[section]:
+        if section != "trainer" and key not in result[section] and dotted not in optional:
             raise ValueError(f"override {dotted!r}: unknown key {key!r}; {section} has "
                              f"{sorted(result[section])}")
         result[section][key] = value

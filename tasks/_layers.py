@@ -8,7 +8,9 @@ with one dense variant.
     encoder block:  x = x + SelfAttn(LN(x), key padding);  x = x + FFN(LN(x))
     decoder block:  y = y + SelfAttn(LN(y), causal);  y = y + CrossAttn(LN(y), x, key padding);
                     y = y + FFN(LN(y))
-    embeddings:     sqrt(d) * E w + sinusoidal position (any length)
+    embeddings:     sqrt(d) * E w + sinusoidal position (any length), or no position embedding
+                    with ``positions`` rope / alibi, which act inside every self-attention
+                    (``attention.positions``; cross-attention gets none)
 
 - ``sinusoid``: the (length, d) position table; ``Embed``: token ids (B, L) -> (B, L, d).
 - ``EncoderBlock``, ``DecoderBlock``: the blocks above; an ``attn`` argument holds the
@@ -38,9 +40,24 @@ def sinusoid(length: int, dim: int, device: torch.device) -> Tensor:
     return table
 
 
+POSITIONS = ("sinusoid", "rope", "alibi")  # model.positions of the Transformer-family models
+
+
+def check_positions(positions: object) -> str:
+    if positions not in POSITIONS:
+        raise ValueError(f"model.positions must be one of {list(POSITIONS)}, got {positions!r}")
+    return str(positions)
+
+
+def attention_positions(positions: str) -> str:
+    """``MultiHeadAttention``'s ``positions`` for a model's ``positions``."""
+    return "none" if check_positions(positions) == "sinusoid" else positions
+
+
 class Embed(nn.Module):
-    def __init__(self, vocab: int, dim: int, dropout: float) -> None:
+    def __init__(self, vocab: int, dim: int, dropout: float, sinusoidal: bool = True) -> None:
         super().__init__()
+        self.sinusoidal = sinusoidal
         self.emb = nn.Embedding(vocab, dim, padding_idx=PAD_ID)
         # N(0, 1/d) so that sqrt(d) * E w has unit scale, like the positions (as in fairseq); the
         # default N(0, 1) would drown the positions by a factor sqrt(d).
@@ -52,13 +69,13 @@ class Embed(nn.Module):
 
     def forward(self, ids: Tensor) -> Tensor:
         x = self.emb(ids) * self.scale
-        return self.drop(x + sinusoid(ids.shape[1], x.shape[-1], x.device))
+        return self.drop(x + sinusoid(ids.shape[1], x.shape[-1], x.device) if self.sinusoidal else x)
 
 
-def _mha(dim: int, heads: int, variant: str, kwargs: dict | None, attn_dropout: float, max_len: int
-         ) -> MultiHeadAttention:
+def _mha(dim: int, heads: int, variant: str, kwargs: dict | None, attn_dropout: float, max_len: int,
+         positions: str = "none") -> MultiHeadAttention:
     return MultiHeadAttention(dim, heads, variant=variant, variant_kwargs=kwargs, dropout=attn_dropout,
-                              max_len=max_len)
+                              max_len=max_len, positions=positions)
 
 
 def _ffn(dim: int, ff_dim: int, dropout: float) -> nn.Sequential:
@@ -115,11 +132,12 @@ class TransformerEncoder(nn.Module):
     """Token ids (B, S) -> states (B, S, d) and the key-padding mask (B, S), True = real token."""
 
     def __init__(self, *, vocab: int, dim: int, heads: int, layers: int, ff_dim: int, dropout: float,
-                 attn_dropout: float, variant: str, variant_kwargs: dict | None, max_len: int) -> None:
+                 attn_dropout: float, variant: str, variant_kwargs: dict | None, max_len: int,
+                 positions: str = "sinusoid") -> None:
         super().__init__()
         attn = {"variant": variant, "kwargs": variant_kwargs, "attn_dropout": attn_dropout,
-                "max_len": max_len}
-        self.embed = Embed(vocab, dim, dropout)
+                "max_len": max_len, "positions": attention_positions(positions)}
+        self.embed = Embed(vocab, dim, dropout, sinusoidal=positions == "sinusoid")
         self.blocks = nn.ModuleList(EncoderBlock(dim, heads, ff_dim, dropout, attn) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
 

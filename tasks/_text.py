@@ -190,6 +190,7 @@ class AttentionUse(NamedTuple):
     need_weights: bool = False
     head_dim: int = 8  # what the model builds the variant with (some variants check it)
     num_heads: int = 1
+    additive: bool = False  # a float mask is added to the scores (ALiBi's biases: model.positions)
 
 
 def dense_variant_reasons(variant: str, uses: Sequence[AttentionUse], *, device: str = "cpu",
@@ -214,6 +215,8 @@ def dense_variant_reasons(variant: str, uses: Sequence[AttentionUse], *, device:
         query = torch.zeros(1, use.num_heads, use.lq, use.head_dim, device=device)
         key = torch.zeros(1, use.num_heads, use.lk, use.head_dim, device=device)
         mask = torch.ones(1, 1, 1, use.lk, dtype=torch.bool, device=device) if use.key_padding else None
+        if use.additive:
+            mask = torch.zeros(1, use.num_heads, use.lq, use.lk, device=device)
         request = {"is_causal": use.causal, "dropout_p": use.dropout_p, "need_weights": use.need_weights}
         found = attention.capability_reasons(variant, cls.capabilities, query, key, mask, **request)
         if not found:

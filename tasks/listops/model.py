@@ -53,7 +53,8 @@ class TokenwiseEncoder(nn.Module):
 
 class ListOpsModel(nn.Module):
     def __init__(self, *, vocab: int, hidden: int, heads: int, layers: int, ff_dim: int, dropout: float,
-                 attn_dropout: float, variant: str, variant_kwargs: dict | None = None, max_len: int) -> None:
+                 attn_dropout: float, variant: str, variant_kwargs: dict | None = None, max_len: int,
+                 positions: str = "sinusoid") -> None:
         super().__init__()
         for name, value in (("hidden", hidden), ("heads", heads), ("layers", layers), ("ff_dim", ff_dim)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -65,7 +66,8 @@ class ListOpsModel(nn.Module):
         else:
             self.encoder = TransformerEncoder(vocab=vocab, dim=hidden, heads=heads, layers=layers,
                                               ff_dim=ff_dim, dropout=dropout, attn_dropout=attn_dropout,
-                                              variant=variant, variant_kwargs=variant_kwargs, max_len=max_len)
+                                              variant=variant, variant_kwargs=variant_kwargs, max_len=max_len,
+                                              positions=positions)
         self.drop = nn.Dropout(dropout)
         self.classify = nn.Linear(hidden, NUM_CLASSES)
 

@@ -21,12 +21,13 @@ def encoder_use(config: dict, tokens: int) -> AttentionUse:
     return AttentionUse("encoder self-attention", tokens, tokens, key_padding=True, causal=False,
                         dropout_p=float(model_cfg["attn_dropout"]),
                         head_dim=max(model_cfg["hidden"] // model_cfg["heads"], 1),
-                        num_heads=model_cfg["heads"])
+                        num_heads=model_cfg["heads"], additive=model_cfg.get("positions") == "alibi")
 
 
 class ListOpsTask(Task):
     name = "listops"
     monitor = "val/acc"
+    optional_keys = ("model.positions",)  # sinusoid (default) | rope | alibi: tasks._layers.POSITIONS
     diagnoses: dict[str, str] = {}  # measured on the quick preset's embedded expressions, seed 0
 
     def sequence_length(self, config: dict) -> int:
@@ -58,7 +59,8 @@ class ListOpsTask(Task):
         model = ListOpsModel(vocab=len(datamodule.vocab), hidden=cfg["hidden"], heads=cfg["heads"],
                              layers=cfg["layers"], ff_dim=cfg["ff_dim"], dropout=cfg["dropout"],
                              attn_dropout=cfg["attn_dropout"], variant=variant,
-                             variant_kwargs=kwargs.get(variant), max_len=datamodule.max_len)
+                             variant_kwargs=kwargs.get(variant), max_len=datamodule.max_len,
+                             positions=cfg.get("positions", "sinusoid"))
         module = ListOpsModule(model=model, vocab=datamodule.vocab, variant=variant, lr=optim["lr"],
                                weight_decay=optim["weight_decay"])
         return datamodule, module

@@ -27,17 +27,18 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from tasks._layers import Embed, EncoderBlock
+from tasks._layers import Embed, EncoderBlock, attention_positions
 from tasks._text import PAD_ID
 
 
 class RecallDecoder(nn.Module):
     def __init__(self, *, vocab: int, dim: int, layers: int, heads: int, ff_dim: int, dropout: float,
-                 attn_dropout: float, variant: str, variant_kwargs: dict | None, max_len: int) -> None:
+                 attn_dropout: float, variant: str, variant_kwargs: dict | None, max_len: int,
+                 positions: str = "sinusoid") -> None:
         super().__init__()
         attn = {"variant": variant, "kwargs": variant_kwargs, "attn_dropout": attn_dropout,
-                "max_len": max_len}
-        self.embed = Embed(vocab, dim, dropout)
+                "max_len": max_len, "positions": attention_positions(positions)}
+        self.embed = Embed(vocab, dim, dropout, sinusoidal=positions == "sinusoid")
         self.blocks = nn.ModuleList(EncoderBlock(dim, heads, ff_dim, dropout, attn, causal=True)
                                     for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
@@ -79,4 +80,5 @@ def build_model(model_cfg: dict, variant: str, vocab: int, max_len: int,
         return RecallLSTM(vocab=vocab, dim=dim, layers=layers, dropout=model_cfg["dropout"])
     return RecallDecoder(vocab=vocab, dim=dim, layers=layers, heads=heads, ff_dim=model_cfg["ff_dim"],
                          dropout=model_cfg["dropout"], attn_dropout=model_cfg["attn_dropout"],
-                         variant=variant, variant_kwargs=variant_kwargs, max_len=max_len)
+                         variant=variant, variant_kwargs=variant_kwargs, max_len=max_len,
+                         positions=model_cfg.get("positions", "sinusoid"))

@@ -19,12 +19,14 @@ def self_attention(model_cfg: dict, length: int) -> AttentionUse:
     heads = model_cfg["heads"]
     return AttentionUse("decoder causal self-attention", lq=length, lk=length, key_padding=False,
                         causal=True, dropout_p=float(model_cfg["attn_dropout"]),
-                        head_dim=max(model_cfg["dim"] // heads, 1), num_heads=heads)
+                        head_dim=max(model_cfg["dim"] // heads, 1), num_heads=heads,
+                        additive=model_cfg.get("positions") == "alibi")
 
 
 class RecallTask(Task):
     name = "recall"
     monitor = "val/acc"
+    optional_keys = ("model.positions",)  # sinusoid (default) | rope | alibi: tasks._layers.POSITIONS
     # Measured on the quick preset (8 pairs, 64 tokens), seed 0, lr 0.001, by probing the best
     # checkpoints on the 8,000 test answers; reference puts 0.96 of its last-block weight on the
     # queried pair's value and answers 1.00 at every distance; none (the LSTM) scores 0.31.

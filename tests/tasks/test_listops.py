@@ -282,3 +282,18 @@ def test_no_attention_examples_without_weights() -> None:
     for variant in ("none", "sdpa", "linformer"):
         data, module = TASK.build(copy.deepcopy(cfg), variant, None, 0)
         assert TASK.attention_examples(module, data) is None
+
+
+@pytest.mark.parametrize("positions", ["rope", "alibi"])
+def test_positions_inside_attention_keep_padding_masked(positions: str) -> None:
+    torch.manual_seed(0)
+    net = ListOpsModel(vocab=len(VOCAB), hidden=16, heads=2, layers=2, ff_dim=16, dropout=0.0,
+                       attn_dropout=0.0, variant="reference", max_len=12, positions=positions).eval()
+    assert not net.encoder.embed.sinusoidal
+    nested = ["[MAX", "2", "[MIN", "4", "7", "]", "0", "]"]
+    ids = pad([[BOS_ID, *VOCAB.encode(nested)], [BOS_ID, *VOCAB.encode(["6"])]])
+    padded = torch.cat([ids, torch.zeros(2, 3, dtype=torch.long)], dim=1)
+    torch.testing.assert_close(net(padded), net(ids), atol=1e-5, rtol=1e-4)
+    config = apply_overrides(TASK.config("quick"), {"model.positions": positions}, TASK.optional_keys)
+    assert TASK.variant_reasons("sdpa", config) == []
+    assert bool(TASK.variant_reasons("linear", config)) == (positions == "alibi")  # no additive masks

@@ -31,7 +31,7 @@ def tiny_config(**overrides) -> dict:
     data = {"n_train": 40, "n_val": 10, "n_test": 10, "seq_len": 24, "num_pairs": 5, "num_queries": 3,
             "batch_size": 8, "eval_batch_size": 10}
     return apply_overrides(TASK.config("quick"), {**{f"data.{k}": v for k, v in data.items()}, **TINY_MODEL,
-                                                   **overrides})
+                                                   **overrides}, TASK.optional_keys)
 
 
 def test_generation_is_deterministic() -> None:
@@ -160,3 +160,30 @@ def test_train_and_test_end_to_end(tmp_path) -> None:
         weights = torch.tensor(example["weights"])  # (answers, tokens)
         assert weights.shape == (3, 24)
         torch.testing.assert_close(weights.sum(-1), torch.ones(3))
+
+
+@pytest.mark.parametrize("positions", ["rope", "alibi"])
+def test_positions_inside_attention_stay_causal_and_replace_the_embedding(positions: str) -> None:
+    torch.manual_seed(0)
+    cfg = tiny_config(**{"model.positions": positions})  # optional_keys: no preset lists it
+    net = build_model(cfg["model"], "reference", vocab=30, max_len=12).eval()
+    assert not net.embed.sinusoidal and all(b.attn.positions == positions for b in net.blocks)
+    ids = torch.randint(4, 30, (2, 12))
+    changed = ids.clone()
+    changed[:, 7] = (ids[:, 7] - 3) % 26 + 4
+    with torch.no_grad():
+        before, after = net(ids)[0], net(changed)[0]
+    torch.testing.assert_close(before[:, :7], after[:, :7])
+    shifted = torch.roll(ids, 1, dims=1)  # positions matter: the same tokens one place later differ
+    with torch.no_grad():
+        assert not torch.allclose(net(shifted)[0][:, 1:], before[:, :-1])
+
+
+def test_alibi_is_refused_up_front_by_variants_without_additive_masks_and_bad_positions_fail() -> None:
+    cfg = tiny_config(**{"model.positions": "alibi"})
+    assert any("attn_mask kind 'additive'" in r for r in TASK.variant_reasons("linear", cfg))
+    assert TASK.variant_reasons("sdpa", cfg) == [] and TASK.variant_reasons("none", cfg) == []
+    with pytest.raises(ValueError, match=r"model.positions must be one of \['sinusoid', 'rope', 'alibi'\]"):
+        build_model(tiny_config(**{"model.positions": "learned"})["model"], "reference", vocab=30, max_len=12)
+    with pytest.raises(ValueError, match="unknown key 'position'"):
+        tiny_config(**{"model.position": "rope"})
