@@ -62,6 +62,9 @@ class Capabilities:
     weights: bool = True  # can return the attention weights
     exact: bool = True  # computes softmax(QK^T * scale) V itself (the oracle's math)
     gqa: bool = False  # keys / values may have fewer heads than the queries (grouped-query attention)
+    # a decoder may call it one new query at a time over its cached keys (a query's output depends on
+    # the keys it sees, not on its position): False for windows and patterns placed by position
+    decode: bool = True
     needs: frozenset[str] = frozenset()  # build-time context (subset of CONTEXT_KEYS)
     head_dims: tuple[int, int] | None = None  # inclusive (min, max) head dim, None = any
     notes: tuple[str, ...] = field(default=())

@@ -65,7 +65,7 @@ DEFAULT_WINDOW = 64
 class LocalAttention(DenseAttention):
     name = "local"
     capabilities = Capabilities(
-        exact=False, needs=frozenset({"head_dim"}),
+        exact=False, needs=frozenset({"head_dim"}), decode=False,
         notes=("window of 2*window+1 keys per query; O(L) memory unless weights are requested",),
     )
     limit_case = LimitCase(

@@ -158,6 +158,32 @@ class MultiHeadAttention(nn.Module):
             weights = weights.mean(dim=1)
         return out, weights
 
+    def project_kv(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+        """Key and value inputs (B, S, kdim / vdim), batch first -> their heads (B, Hkv, S, Dh): what
+        a key/value cache keeps (``attend_projected`` attends over them)."""
+        return (self._heads(self.k_proj(key), self.num_kv_heads),
+                self._heads(self.v_proj(value), self.num_kv_heads))
+
+    def attend_projected(self, query: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Tensor | None = None,
+                         need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
+        """Queries (B, L, E), batch first, over already projected keys and values (B, Hkv, S, Dh),
+        e.g. a decoder's cache of every earlier position: no causal mask (the caller passes the
+        keys a query may see); ``key_padding_mask`` (B, S) True = blocked. Returns (B, L, E) and
+        the weights averaged over heads (B, L, S) when asked. Not with ``positions``, whose
+        rotations and biases depend on where the queries are."""
+        if self.positions != "none":
+            raise ValueError(f"attend_projected does not place queries: positions={self.positions!r} "
+                             "needs the whole sequence (forward)")
+        b, lq = query.shape[0], query.shape[1]
+        q = self._heads(self.q_proj(query), self.num_heads)
+        if self.kv_repeat > 1:
+            k, v = (t.repeat_interleave(self.kv_repeat, dim=1) for t in (k, v))
+        mask = self._merge_masks(key_padding_mask, None, b, lq, k.shape[2], q.dtype)
+        out, weights = self.attention(q, k, v, mask, dropout_p=self.dropout if self.training else 0.0,
+                                      need_weights=need_weights)
+        out = self.out_proj(out.transpose(1, 2).reshape(b, lq, self.embed_dim))
+        return out, None if weights is None else weights.mean(dim=1)
+
     def _layout(self) -> str:
         return "(B, L, E)" if self.batch_first else "(L, B, E)"
 

@@ -55,7 +55,8 @@ DEFAULTS = {"window_global": {"window": 64, "num_global": 1}, "strided": {"block
 
 class SparseAttention(DenseAttention):
     name = "sparse"
-    capabilities = Capabilities(exact=False, notes=("fixed pattern; O(L) memory for window_global",))
+    capabilities = Capabilities(exact=False, decode=False,
+                                notes=("fixed pattern; O(L) memory for window_global",))
     limit_case = LimitCase(
         kwargs=lambda lq, lk, head_dim: {"pattern": "window_global", "window": max(lq, lk)},
         masks=frozenset({"none", "key_padding", "boolean", "additive"}),

@@ -8,8 +8,8 @@ import attention
 
 DTYPE_SHORT = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32", torch.float64: "fp64"}
 NO_LIMIT = "none: tested against its own equation in float64"
-COLUMNS = ("variant", "kind", "devices", "dtypes", "masks", "causal", "cross", "gqa", "dropout", "weights",
-           "exact", "needs", "oracle limit")
+COLUMNS = ("variant", "kind", "devices", "dtypes", "masks", "causal", "cross", "gqa", "decode", "dropout",
+           "weights", "exact", "needs", "oracle limit")
 
 
 def _yes(flag: bool) -> str:
@@ -33,6 +33,7 @@ def capability_rows() -> list[dict[str, str]]:
             "causal": _yes(caps.causal),
             "cross": _yes(caps.cross),
             "gqa": _yes(caps.gqa),
+            "decode": _yes(caps.decode and dense),
             "dropout": _yes(caps.dropout),
             "weights": _yes(caps.weights),
             "exact": _yes(caps.exact),

@@ -67,9 +67,12 @@ class Embed(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.scale = math.sqrt(dim)
 
-    def forward(self, ids: Tensor) -> Tensor:
+    def forward(self, ids: Tensor, offset: int = 0) -> Tensor:
+        """ids (B, L) at positions offset .. offset + L - 1 -> (B, L, d)."""
         x = self.emb(ids) * self.scale
-        return self.drop(x + sinusoid(ids.shape[1], x.shape[-1], x.device) if self.sinusoidal else x)
+        if not self.sinusoidal:
+            return self.drop(x)
+        return self.drop(x + sinusoid(offset + ids.shape[1], x.shape[-1], x.device)[offset:])
 
 
 def _mha(dim: int, heads: int, variant: str, kwargs: dict | None, attn_dropout: float, max_len: int,
@@ -126,6 +129,23 @@ class DecoderBlock(nn.Module):
                                        need_weights=need_weights)
         y = y + self.drop(out)
         return y + self.drop(self.ffn(self.norms[2](y))), weights
+
+    def step(self, y: Tensor, cache: dict[str, Tensor], blocked: Tensor, need_weights: bool = False
+             ) -> tuple[Tensor, dict[str, Tensor], Tensor | None]:
+        """One new position y (B, 1, d) with the cache of this block: ``self_k`` / ``self_v`` the
+        self-attention heads of every earlier position (B, Hkv, t, Dh), ``cross_k`` / ``cross_v``
+        those of the encoder states. Returns the block's output, the cache with this position
+        appended, and the cross-attention weights (B, 1, S) when asked. The new query sees every
+        cached key and itself: the last row of the causal self-attention."""
+        h = self.norms[0](y)
+        k, v = self.self_attn.project_kv(h, h)
+        cache = {**cache, "self_k": torch.cat([cache["self_k"], k], 2),
+                 "self_v": torch.cat([cache["self_v"], v], 2)}
+        y = y + self.drop(self.self_attn.attend_projected(h, cache["self_k"], cache["self_v"])[0])
+        out, weights = self.cross_attn.attend_projected(self.norms[1](y), cache["cross_k"], cache["cross_v"],
+                                                        key_padding_mask=blocked, need_weights=need_weights)
+        y = y + self.drop(out)
+        return y + self.drop(self.ffn(self.norms[2](y))), cache, weights
 
 
 class TransformerEncoder(nn.Module):
