@@ -21,15 +21,15 @@ from itertools import combinations
 
 from .document import Block, Table, Text
 from .runs import VariantStats
-from .verdicts import REPLICATES, Difference, one_seed
+from .verdicts import Difference, one_seed, replicates
 
 OUTCOMES = ("holds", "not confirmed", "reverses", "not comparable")
 
 
 def noise_at(stats: list[VariantStats], seed: int) -> float | None:
     """|reference - sdpa| on the headline metric at ``seed``; None without both on shared items."""
-    pair = [next((s for s in stats if s.variant == name), None) for name in REPLICATES]
-    if None in pair:
+    pair = replicates(stats)
+    if pair is None:
         return None
     result = one_seed(*_uncalibrated(pair), seed)
     return None if result is None else abs(result.diff)

@@ -105,12 +105,18 @@ def one_seed(a: VariantStats, b: VariantStats, seed: int, floor: float = 0.0) ->
     return bootstrap_only(result, seed, floor)
 
 
+def replicates(stats: list[VariantStats]) -> list[VariantStats] | None:
+    """The ``REPLICATES`` pair's stats (reference, sdpa), or None without both."""
+    pair = [next((s for s in stats if s.variant == name), None) for name in REPLICATES]
+    return None if None in pair else pair
+
+
 def run_noise(stats: list[VariantStats], headline: str) -> tuple[float, int] | None:
     """|reference - sdpa| on the headline metric at their lowest shared seed, and that seed: the two
     compute the same function, so what separates them is run-to-run noise (rounding differences that
     training amplifies), which a paired bootstrap over test items does not see. None without both."""
-    pair = [next((s for s in stats if s.variant == name), None) for name in REPLICATES]
-    if None in pair:
+    pair = replicates(stats)
+    if pair is None:
         return None
     found = paired(*pair)
     return None if found is None else (abs(found[1].diff), found[0])

@@ -92,6 +92,12 @@ def test_predictions_are_causal(variant: str) -> None:
     cfg = tiny_config(**{"model.variant_kwargs": {"local": {"window": 2}}})
     kwargs = (cfg["model"]["variant_kwargs"] or {}).get(variant)
     net = build_model(cfg["model"], variant, vocab=30, max_len=12, variant_kwargs=kwargs).eval()
+    _assert_causal(net)
+
+
+def _assert_causal(net) -> tuple[torch.Tensor, torch.Tensor]:
+    """Changing token 7 changes the predictions from position 7 on and none before; the logits of
+    the unchanged ids are returned."""
     ids = torch.randint(4, 30, (2, 12))
     changed = ids.clone()
     changed[:, 7] = (ids[:, 7] - 3) % 26 + 4
@@ -99,6 +105,7 @@ def test_predictions_are_causal(variant: str) -> None:
         before, after = net(ids)[0], net(changed)[0]
     torch.testing.assert_close(before[:, :7], after[:, :7])
     assert not torch.allclose(before[:, 7:], after[:, 7:])
+    return ids, before
 
 
 def test_variant_reasons() -> None:
@@ -168,12 +175,7 @@ def test_positions_inside_attention_stay_causal_and_replace_the_embedding(positi
     cfg = tiny_config(**{"model.positions": positions})  # optional_keys: no preset lists it
     net = build_model(cfg["model"], "reference", vocab=30, max_len=12).eval()
     assert not net.embed.sinusoidal and all(b.attn.positions == positions for b in net.blocks)
-    ids = torch.randint(4, 30, (2, 12))
-    changed = ids.clone()
-    changed[:, 7] = (ids[:, 7] - 3) % 26 + 4
-    with torch.no_grad():
-        before, after = net(ids)[0], net(changed)[0]
-    torch.testing.assert_close(before[:, :7], after[:, :7])
+    ids, before = _assert_causal(net)
     shifted = torch.roll(ids, 1, dims=1)  # positions matter: the same tokens one place later differ
     with torch.no_grad():
         assert not torch.allclose(net(shifted)[0][:, 1:], before[:, :-1])
